@@ -1,0 +1,172 @@
+"""Fixtures: a migrated database per backend, a rolled-back transaction per test, app and client.
+
+Every database test runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL too.
+"""
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
+
+from trials import create_app
+from trials.core import migrate
+from trials.core.accounts import services
+from trials.core.accounts.models import GrantCreate, Role, SiteCreate, TrialCreate, UserCreate
+from trials.core.accounts.permissions import Principal
+from trials.core.audit import services as audit
+from trials.core.db import make_engine
+
+BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+PASSWORD = "correct horse battery staple"
+# Cheap argon2id parameters for tests; production uses argon2-cffi's defaults.
+FAST_HASHING = {"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}
+services.configure_password_hashing(**FAST_HASHING)
+
+
+def _pg_admin_url() -> str:
+    return os.environ["TEST_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def create_database(backend: str, tmp_dir: Any) -> str:
+    """A new, empty database of `backend`; returns its URL."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir}/{uuid.uuid4().hex}.sqlite"
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"trials_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return re.sub(r"/[^/?]+(\?|$)", f"/{name}\\1", _pg_admin_url(), count=1)
+
+
+def drop_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = create_database(backend, tmp_path_factory.mktemp("db"))
+    migrate.upgrade(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def fresh_database_url(backend: str, tmp_path: Any) -> Iterator[str]:
+    """A migrated database of its own, for tests that commit (CLI, concurrency, tampering)."""
+    url = create_database(backend, tmp_path)
+    migrate.upgrade(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        yield conn
+        transaction.rollback()
+
+
+@pytest.fixture
+def session(connection: Connection) -> Iterator[Session]:
+    """A session whose commits only release savepoints of the test's transaction."""
+    with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False) as s:
+        audit.set_actor(s, audit.Actor.system("system"))
+        yield s
+
+
+def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
+    return {"ENV": "testing", "TESTING": True, "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key", "PASSWORD_HASHING": FAST_HASHING, **extra}  # fmt: skip
+
+
+@pytest.fixture
+def app(database_url: str, connection: Connection) -> Any:
+    app = create_app(app_config(database_url))
+    state = app.extensions["trials_db"]
+    state.session_factory = sessionmaker(
+        bind=connection, class_=Session, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    return app
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_site(session: Session) -> Callable[..., Any]:
+    def make(code: str = "LON", name: str = "London Clinic", country: str = "GB") -> Any:
+        return services.create_site(SiteCreate(code=code, name=name, country=country), session=session,
+                                    by=services.SYSTEM)  # fmt: skip
+
+    return make
+
+
+@pytest.fixture
+def make_trial(session: Session) -> Callable[..., Any]:
+    def make(code: str = "MOOD-CBT", title: str = "App-based CBT for depression") -> Any:
+        return services.create_trial(TrialCreate(code=code, title=title), session=session, by=services.SYSTEM)
+
+    return make
+
+
+@pytest.fixture
+def make_user(session: Session) -> Callable[..., Any]:
+    """make_user("ann", "coordinator:MOOD-CBT:LON", ...) -> (User, Principal)."""
+
+    def make(username: str, *grants: str, password: str = PASSWORD, name: str | None = None) -> tuple[Any, Principal]:
+        user = services.create_user(
+            UserCreate(username=username, printed_name=name or username.title(), password=password),
+            session=session, by=services.SYSTEM,
+        )  # fmt: skip
+        for spec in grants:
+            role, _, rest = spec.partition(":")
+            trial, _, site = rest.partition(":")
+            services.grant_role(username, GrantCreate(role=Role(role), trial_code=trial or None,
+                                site_code=site or None), session=session, by=services.SYSTEM)  # fmt: skip
+        session.flush()
+        return user, services.load_principal(user, session=session)
+
+    return make
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def sign_in(client: Any, username: str, password: str = PASSWORD) -> Any:
+    page = client.get("/sign-in")
+    return client.post("/sign-in", data={"username": username, "password": password,
+                                         "csrf_token": csrf_token(page.get_data(as_text=True))})  # fmt: skip

@@ -1,0 +1,49 @@
+"""The application factory (ARCHITECTURE.md convention 1)."""
+
+import os
+from typing import Any
+
+from flask import Flask
+
+from trials.core.config import default_config, validate_config
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: defaults, then `TRIALS_*` environment variables, then `test_config`."""
+    app = Flask("trials", instance_relative_config=True)
+    app.config.from_mapping(default_config(app.instance_path))
+    app.config.from_prefixed_env("TRIALS")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    validate_config(app.config, debug=app.debug)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    from trials.core import security
+    from trials.core.accounts import auth, services
+    from trials.core.accounts.permissions import Permission
+    from trials.core.db import db
+    from trials.core.errors import register_error_handlers
+
+    db.init_app(app)
+    auth.init_app(app)
+    security.init_app(app)
+    register_error_handlers(app)
+    hashing = app.config.get("PASSWORD_HASHING")
+    if hashing:
+        services.configure_password_hashing(**hashing)
+    app.jinja_env.globals["Permission"] = Permission
+
+    from trials.core import api
+    from trials.core.accounts import api as accounts_api
+    from trials.core.accounts import views as accounts_views
+    from trials.core.audit import views as audit_views
+
+    for blueprint in (
+        accounts_views.bp,
+        audit_views.bp,
+        api.bp,
+        accounts_api.bp,
+        audit_views.api_bp,
+    ):
+        app.register_blueprint(blueprint)
+    return app

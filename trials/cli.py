@@ -1,0 +1,120 @@
+"""The `trials` command line: a first-class interface next to the web and the API.
+
+Only click is imported at start-up (`trials --help` stays fast); each command imports what it
+uses. Commands that report accept `--json`; commands that change data act `--as` an account.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask.cli import ScriptInfo, with_appcontext
+
+from trials.core.accounts.cli import sites, users
+from trials.core.audit.cli import audit
+from trials.core.cli import emit, json_option
+
+
+def _create_app() -> Any:
+    from trials.app import create_app
+
+    return create_app()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trials")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """trials: evidence platform for digital-therapy clinical trials.
+
+    The database is TRIALS_DATABASE_URL (default: SQLite under instance/).
+    """
+    ctx.obj = ScriptInfo(create_app=_create_app, set_debug_flag=False)
+
+
+main.add_command(users)
+main.add_command(sites)
+main.add_command(audit)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema (alembic migrations: the only way the schema changes)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from flask import current_app
+
+    from trials.core import migrate
+
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {migrate.current(current_app.config['DATABASE_URL']) or 'base'}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION ("base" removes every table)."""
+    from flask import current_app
+
+    from trials.core import migrate
+
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {migrate.current(current_app.config['DATABASE_URL']) or 'base'}")
+
+
+@db_group.command("current")
+@json_option
+@with_appcontext
+def db_current(as_json: bool) -> None:
+    """Show the database's migration revision."""
+    from flask import current_app
+
+    from trials.core import migrate
+
+    revision = migrate.current(current_app.config["DATABASE_URL"])
+    emit({"revision": revision or None}, as_json, revision or "base (not migrated)")
+
+
+@main.command("demo")
+@click.option("--participants", type=click.IntRange(1, 100_000), default=300, show_default=True,
+              help="Participants to simulate (used once trial conduct exists).")  # fmt: skip
+@click.option("--seed", type=int, default=20261126, show_default=True, help="Seed for the simulation.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
+              show_default=True, help="Folder for the outputs.")  # fmt: skip
+@json_option
+@with_appcontext
+def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
+    """Run the main job against the configured database, non-interactively."""
+    from trials.demo import run_demo
+
+    result = run_demo(participants=participants, seed=seed, out_dir=out_dir)
+
+    def text(data: dict[str, Any]) -> str:
+        lines = [f"Demo trial {data['trial']} at sites {', '.join(data['sites'])}.",
+                 "Demo accounts (username / password / role):"]  # fmt: skip
+        lines += [f"  {a['username']:<14} {a['password']:<26} {a['role']}" for a in data["accounts"]]
+        lines.append(f"Outputs in {data['out_dir']}")
+        return "\n".join(lines)
+
+    emit(result, as_json, text)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="One per core is best.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the web app and API with gunicorn."""
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    argv = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--access-logfile", "-", "trials:create_app()"]  # fmt: skip
+    click.echo(f"Serving on http://{host}:{port}")
+    os.execv(argv[0], argv)

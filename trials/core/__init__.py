@@ -1,0 +1,1 @@
+"""The kernel every package may use: database, configuration, accounts, audit trail, errors."""

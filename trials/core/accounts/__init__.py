@@ -1,0 +1,1 @@
+"""Accounts: users, sites, trials, role grants, API tokens, sign-in."""

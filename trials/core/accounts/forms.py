@@ -1,0 +1,23 @@
+"""Web forms (Flask-WTF: every form carries a CSRF token)."""
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange
+
+
+class SignInForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)],
+                           render_kw={"autocomplete": "username", "autofocus": True})  # fmt: skip
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)],
+                             render_kw={"autocomplete": "current-password"})  # fmt: skip
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
+    scope = SelectField("Scope", choices=[("read", "Read only"), ("write", "Read and write")])
+    expires_in_days = IntegerField("Expires in (days)", default=90,
+                                   validators=[DataRequired(), NumberRange(1, 365)])  # fmt: skip
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token, for buttons that change something."""

@@ -1,0 +1,481 @@
+"""The audit mechanism.
+
+Every ORM flush of an `Audited` model passes through `_audit_before_flush`, which writes one entry
+per changed field in the same transaction, appended to the hash chain. ORM bulk statements on
+audited models are refused; bulk paths call `bulk_insert`, which writes rows and entries together.
+Nothing updates or deletes an entry: the ORM refuses it here, and database triggers (created by
+the migrations) refuse it underneath.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar
+
+from sqlalchemy import Connection, event, insert, inspect, select, update
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, col
+
+from trials.core.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
+from trials.core.db import utcnow
+from trials.core.errors import InvalidInput
+
+CHANNELS = ("web", "api", "cli", "system")
+REDACTED = "[redacted]"
+_ACTOR_KEY = "audit_actor"
+_REASON_KEY = "audit_reason"
+
+
+class AuditError(RuntimeError):
+    """A write that the audit mechanism refuses: no actor, or a write around the trail."""
+
+
+class Audited:
+    """Mixin for table models whose every insert, update and delete is audited.
+
+    Class attributes tune it: `__audit_exclude__` names bookkeeping fields whose changes are not
+    entries (a token's last use); `__audit_redact__` names secrets whose change is recorded
+    without the value; `__audit_reason_required__` (on by default) makes updates and deletes
+    need a reason.
+    """
+
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset()
+    __audit_redact__: ClassVar[frozenset[str]] = frozenset()
+    __audit_reason_required__: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: recorded on every entry. `role` is the role under which the act was allowed."""
+
+    user_id: uuid.UUID | None
+    username: str
+    printed_name: str
+    role: str | None
+    channel: str
+
+    @classmethod
+    def system(cls, channel: str = "system") -> "Actor":
+        return cls(None, "system", "System", "system", channel)
+
+
+def set_actor(session: Session, actor: Actor) -> None:
+    if actor.channel not in CHANNELS:
+        raise AuditError(f"unknown audit channel {actor.channel!r}")
+    session.info[_ACTOR_KEY] = actor
+
+
+def get_actor(session: Session) -> Actor | None:
+    actor: Actor | None = session.info.get(_ACTOR_KEY)
+    return actor
+
+
+def act_as_role(session: Session, role: str | None) -> None:
+    """Record the role under which the current actor's next changes were authorized."""
+    actor = get_actor(session)
+    if actor is not None and actor.role != role:
+        session.info[_ACTOR_KEY] = dataclasses.replace(actor, role=role)
+
+
+@contextmanager
+def reason(session: Session, text: str | None, *, field: str = "reason") -> Iterator[Session]:
+    """Attach a reason to the changes made inside the block; they are flushed on exit."""
+    cleaned = (text or "").strip()
+    if not cleaned:
+        raise InvalidInput.field(field, "required", f"{field}: a reason is required for this change")
+    previous = session.info.get(_REASON_KEY)
+    session.info[_REASON_KEY] = cleaned
+    try:
+        yield session
+        session.flush()
+    finally:
+        if previous is None:
+            session.info.pop(_REASON_KEY, None)
+        else:
+            session.info[_REASON_KEY] = previous
+
+
+# -- values and hashing ---------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot record a value of type {type(value).__name__} in the audit trail")
+
+
+def encode_value(value: Any) -> str:
+    """The JSON text an old or new value is recorded as."""
+    return json.dumps(value, default=_plain, sort_keys=True, ensure_ascii=False)
+
+
+_HASHED_FIELDS = (
+    "id", "seq", "occurred_at", "user_id", "username", "printed_name", "role", "channel",
+    "action", "table_name", "record_id", "field", "old_value", "new_value", "reason",
+    "trial_id", "prev_hash",
+)  # fmt: skip
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of an entry's content, including `prev_hash`."""
+    content = {name: entry.get(name) for name in _HASHED_FIELDS}
+    payload = json.dumps(content, default=_plain, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# -- appending --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field's change, or an event when `field` is None."""
+
+    action: str
+    table_name: str | None = None
+    record_id: str | None = None
+    field: str | None = None
+    old_value: str | None = None
+    new_value: str | None = None
+    trial_id: uuid.UUID | None = None
+
+
+def append(
+    connection: Connection, actor: Actor, changes: Sequence[Change], reason: str | None
+) -> None:
+    """Append entries for `changes` to the chain inside the connection's transaction."""
+    if not changes:
+        return
+    head = AuditChainHead.__table__
+    row = connection.execute(
+        update(head)
+        .where(head.c.id == 1)
+        .values(last_seq=head.c.last_seq + len(changes))
+        .returning(head.c.last_seq, head.c.last_hash)
+    ).one_or_none()
+    if row is None:
+        raise AuditError("the audit chain head is missing: run `trials db upgrade`")
+    seq = row.last_seq - len(changes)
+    prev = row.last_hash
+    now = utcnow()
+    rows = []
+    for change in changes:
+        seq += 1
+        entry: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "seq": seq,
+            "occurred_at": now,
+            "user_id": actor.user_id,
+            "username": actor.username,
+            "printed_name": actor.printed_name,
+            "role": actor.role,
+            "channel": actor.channel,
+            "action": change.action,
+            "table_name": change.table_name,
+            "record_id": change.record_id,
+            "field": change.field,
+            "old_value": change.old_value,
+            "new_value": change.new_value,
+            "reason": reason,
+            "trial_id": change.trial_id,
+            "prev_hash": prev,
+        }
+        entry["hash"] = prev = entry_hash(entry)
+        rows.append(entry)
+    connection.execute(insert(AuditEntry.__table__), rows)
+    connection.execute(update(head).where(head.c.id == 1).values(last_hash=prev))
+
+
+def record_event(
+    session: Session,
+    action: str,
+    *,
+    table_name: str | None = None,
+    record_id: str | None = None,
+    detail: str | None = None,
+    trial_id: uuid.UUID | None = None,
+    reason: str | None = None,
+    actor: Actor | None = None,
+) -> None:
+    """Append an event (sign-in, failed sign-in, lock, export, ...) that is not a field change."""
+    who = actor or get_actor(session)
+    if who is None:
+        raise AuditError(f"no actor set for audit event {action!r}")
+    change = Change(action, table_name, record_id, None, None, detail, trial_id)
+    append(session.connection(), who, [change], reason)
+
+
+def _record_id(obj: Any) -> str:
+    return str(inspect(obj).identity[0] if inspect(obj).identity else obj.id)
+
+
+def _trial_id(obj: Any) -> uuid.UUID | None:
+    if getattr(obj, "__tablename__", None) == "trial":
+        value: uuid.UUID | None = obj.id
+        return value
+    return getattr(obj, "trial_id", None)
+
+
+def _value(cls: type[Audited], key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return encode_value(REDACTED if key in cls.__audit_redact__ else value)
+
+
+def _object_changes(session: OrmSession, obj: Any, action: str) -> list[Change]:
+    cls = type(obj)
+    state = inspect(obj)
+    table = obj.__tablename__
+    record_id = str(obj.id)
+    trial_id = _trial_id(obj)
+    changes = []
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        if key in cls.__audit_exclude__:
+            continue
+        if action == "insert":
+            old, new = None, getattr(obj, key)
+        elif action == "delete":
+            old, new = getattr(obj, key), None
+        else:
+            history = state.attrs[key].history
+            if not history.added:
+                continue
+            new = history.added[0]
+            if history.deleted:
+                old = history.deleted[0]
+            else:  # the old value was never loaded: read it before the flush overwrites it
+                column = state.mapper.columns[key]
+                pk = state.mapper.primary_key[0]
+                old = session.connection().execute(
+                    select(column).where(pk == obj.id)
+                ).scalar_one_or_none()
+        if old == new:
+            continue
+        changes.append(
+            Change(action, table, record_id, key, _value(cls, key, old), _value(cls, key, new), trial_id)
+        )
+    if not changes and action != "update":
+        changes.append(Change(action, table, record_id, None, None, None, trial_id))
+    return changes
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _audit_before_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, AuditEntry | AuditChainHead):
+            raise AuditError("audit entries are append-only and written by the audit mechanism")
+    pending: list[Change] = []
+    needs_reason: list[str] = []
+    for action, objects in (
+        ("insert", session.new),
+        ("update", session.dirty),
+        ("delete", session.deleted),
+    ):
+        for obj in objects:
+            if not isinstance(obj, Audited):
+                continue
+            if action == "update" and not session.is_modified(obj, include_collections=False):
+                continue
+            changes = _object_changes(session, obj, action)
+            if changes and action != "insert" and type(obj).__audit_reason_required__:
+                needs_reason.append(obj.__tablename__)
+            pending.extend(changes)
+    if not pending:
+        return
+    reason_text: str | None = session.info.get(_REASON_KEY)
+    if needs_reason and not reason_text:
+        tables = ", ".join(sorted(set(needs_reason)))
+        raise InvalidInput.field(
+            "reason", "required", f"reason: changing or deleting {tables} records requires a reason"
+        )
+    actor: Actor | None = session.info.get(_ACTOR_KEY)
+    if actor is None:
+        raise AuditError("no actor set on the session: every audited change needs one")
+    append(session.connection(), actor, pending, reason_text)
+
+
+@event.listens_for(OrmSession, "do_orm_execute")
+def _refuse_bulk_statements(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is None:
+        return
+    if issubclass(mapper.class_, AuditEntry | AuditChainHead):
+        raise AuditError("audit entries are append-only and written by the audit mechanism")
+    if issubclass(mapper.class_, Audited) and not state.execution_options.get("audited"):
+        raise AuditError(
+            f"bulk {'insert' if state.is_insert else 'update/delete'} on "
+            f"{mapper.class_.__name__} would bypass the audit trail: use audit.bulk_insert"
+        )
+
+
+def bulk_insert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> int:
+    """Insert many rows of an audited model with Core executemany, auditing every field.
+
+    The bulk path for imports and simulations: no ORM objects are built, and the entries are
+    appended in the same transaction as the rows.
+    """
+    if not issubclass(model, Audited):
+        raise AuditError(f"{model.__name__} is not an audited model")
+    actor = get_actor(session)
+    if actor is None:
+        raise AuditError("no actor set on the session: every audited change needs one")
+    if not rows:
+        return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    changes = []
+    for row in rows:
+        record_id = str(row["id"])
+        trial_id = row.get("trial_id") if table.name != "trial" else row["id"]
+        changes.extend(
+            Change("insert", table.name, record_id, key, None, _value(model, key, value), trial_id)
+            for key, value in row.items()
+            if value is not None and key not in model.__audit_exclude__
+        )
+    connection = session.connection()
+    connection.execute(insert(table), rows)
+    append(connection, actor, changes, session.info.get(_REASON_KEY))
+    return len(rows)
+
+
+# -- reading and verifying ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of recomputing the chain; `broken_seq` names the first broken entry."""
+
+    ok: bool
+    entries_checked: int
+    broken_seq: int | None = None
+    broken_id: str | None = None
+    problem: str | None = None
+
+
+def verify_chain(connection: Connection, *, batch: int = 5000) -> ChainReport:
+    """Recompute every entry's hash and link, in order, and compare with the chain head."""
+    table = AuditEntry.__table__
+    expected_seq = 1
+    prev = GENESIS_HASH
+    checked = 0
+    result = connection.execution_options(yield_per=batch).execute(
+        select(table).order_by(table.c.seq)
+    )
+    for row in result.mappings():
+        entry = dict(row)
+        if entry["seq"] != expected_seq:
+            return ChainReport(
+                False, checked, expected_seq, None,
+                f"entry #{expected_seq} is missing (the next entry is #{entry['seq']})",
+            )  # fmt: skip
+        if entry["prev_hash"] != prev:
+            return ChainReport(
+                False, checked, entry["seq"], str(entry["id"]),
+                f"entry #{entry['seq']} does not link to entry #{expected_seq - 1}",
+            )  # fmt: skip
+        if entry_hash(entry) != entry["hash"]:
+            return ChainReport(
+                False, checked, entry["seq"], str(entry["id"]),
+                f"entry #{entry['seq']} does not match its hash: its content was changed",
+            )  # fmt: skip
+        prev = entry["hash"]
+        expected_seq += 1
+        checked += 1
+    result.close()
+    head = connection.execute(select(AuditChainHead.__table__)).mappings().one_or_none()
+    if head is None:
+        return ChainReport(False, checked, None, None, "the audit chain head is missing")
+    if head["last_seq"] != checked or head["last_hash"] != prev:
+        return ChainReport(
+            False, checked, checked + 1, None,
+            f"the chain head records {head['last_seq']} entries but entries end at #{checked}: "
+            f"entry #{checked + 1} is missing",
+        )  # fmt: skip
+    return ChainReport(True, checked)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Filters of the audit page, API and export. `trial_ids` None means every trial."""
+
+    username: str | None = None
+    table_name: str | None = None
+    record_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    trial_ids: frozenset[uuid.UUID] | None = None
+
+
+def _filtered(query: Any, flt: AuditFilter) -> Any:
+    if flt.username:
+        query = query.where(AuditEntry.username == flt.username)
+    if flt.table_name:
+        query = query.where(AuditEntry.table_name == flt.table_name)
+    if flt.record_id:
+        query = query.where(AuditEntry.record_id == flt.record_id)
+    if flt.action:
+        query = query.where(AuditEntry.action == flt.action)
+    if flt.since:
+        query = query.where(col(AuditEntry.occurred_at) >= flt.since)
+    if flt.until:
+        query = query.where(col(AuditEntry.occurred_at) < flt.until)
+    if flt.trial_ids is not None:
+        query = query.where(col(AuditEntry.trial_id).in_(flt.trial_ids))
+    return query
+
+
+def list_entries(
+    flt: AuditFilter, *, session: Session, limit: int = 100, offset: int = 0
+) -> tuple[list[AuditEntry], int]:
+    """A page of entries, newest first, and the number of entries matching the filter."""
+    total = session.scalar(_filtered(select(func.count()).select_from(AuditEntry), flt))
+    query = _filtered(select(AuditEntry), flt).order_by(col(AuditEntry.seq).desc())
+    return list(session.scalars(query.limit(limit).offset(offset))), int(total or 0)
+
+
+EXPORT_COLUMNS = (
+    "seq", "occurred_at", "username", "printed_name", "role", "channel", "action",
+    "table_name", "record_id", "field", "old_value", "new_value", "reason", "trial_id",
+    "hash", "prev_hash",
+)  # fmt: skip
+
+
+def export_csv(flt: AuditFilter, *, session: Session) -> Iterable[str]:
+    """Entries matching the filter as CSV text chunks, in chain order."""
+    query = _filtered(select(AuditEntry), flt).order_by(col(AuditEntry.seq))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for entry in session.scalars(query.execution_options(yield_per=2000)):
+        writer.writerow(
+            [
+                entry.occurred_at.isoformat() if name == "occurred_at" else getattr(entry, name)
+                for name in EXPORT_COLUMNS
+            ]
+        )
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

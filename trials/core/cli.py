@@ -1,0 +1,65 @@
+"""Shared pieces of the `trials` command line: `--json`, `--as`, and the one commit per command.
+
+Kept free of heavy imports: `trials --help` must answer quickly.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from trials.core.accounts.permissions import Principal
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+as_option = click.option(
+    "--as", "as_user", metavar="USERNAME", required=True,
+    help="Act as this account: its role applies and it is recorded in the audit trail.",
+)  # fmt: skip
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
+    """Print `data` as JSON, or as text for people."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+    elif callable(text):
+        click.echo(text(data))
+    elif text is not None:
+        click.echo(text)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    raise click.exceptions.Exit(code)
+
+
+@contextmanager
+def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
+    """A session acting as `as_user` (or the system, when None) on the `cli` channel.
+
+    Commits once when the block succeeds; rolls back and reports a domain error as a clean
+    message and exit status 1.
+    """
+    from trials.core.accounts import services
+    from trials.core.audit import services as audit
+    from trials.core.db import db
+    from trials.core.errors import DomainError
+
+    try:
+        with db.transaction() as session:
+            if as_user is None:
+                principal = services.SYSTEM
+            else:
+                user = services.get_user(as_user, session=session)
+                if not user.is_active or user.locked_at is not None:
+                    fail(f"the account {user.username!r} is disabled or locked")
+                principal = services.load_principal(user, session=session)
+            audit.set_actor(session, services.actor_for(principal, "cli"))
+            yield session, principal
+    except DomainError as exc:
+        details = "".join(f"\n  {e.field}: {e.message}" for e in exc.errors)
+        fail(f"{exc.detail}{details}")

@@ -1,0 +1,181 @@
+"""Database kernel: metadata naming convention, engine, UTC timestamps, the session boundary.
+
+Services take a `Session` and only flush; the request (or CLI command) that called them commits
+once on success and rolls back on any error (ARCHITECTURE.md convention 4).
+"""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, current_app, g
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Set before any table is declared: every constraint gets a deterministic name, which alembic
+# needs to alter or drop it later on SQLite and PostgreSQL alike.
+SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A new random primary key."""
+    return uuid.uuid4()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always stored and returned as timezone-aware UTC.
+
+    SQLite keeps no time zone; PostgreSQL's timestamptz does. Naive datetimes are refused on the
+    way in so that no local time can slip into the record.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: timestamps must be timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and real transactions."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {})["timeout"] = 30
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; the workaround
+    # documented by SQLAlchemy ("Serializable isolation / Savepoints / Transactional DDL") is to
+    # disable it and emit BEGIN ourselves.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class DatabaseState:
+    """Per-application engine and session factory, kept in `app.extensions`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session_factory: sessionmaker[Session] = sessionmaker(
+            bind=engine, class_=Session, expire_on_commit=False
+        )
+
+
+class Database:
+    """The Flask extension: one session per request, committed once, in one place."""
+
+    def init_app(self, app: Flask) -> None:
+        state = DatabaseState(make_engine(app.config["DATABASE_URL"]))
+        app.extensions["trials_db"] = state
+        app.after_request(self._finish_request)
+        app.teardown_appcontext(self._close)
+
+    @property
+    def state(self) -> DatabaseState:
+        state: DatabaseState = current_app.extensions["trials_db"]
+        return state
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
+
+    @property
+    def session(self) -> Session:
+        """The session of the current request or command, created on first use."""
+        if "db_session" not in g:
+            g.db_session = self.state.session_factory()
+        session: Session = g.db_session
+        return session
+
+    def has_session(self) -> bool:
+        return "db_session" in g
+
+    @staticmethod
+    def keep_changes_on_error() -> None:
+        """Commit this request's changes even if it answers with an error.
+
+        For records that must survive the refusal they document: a failed sign-in and the
+        account lock it causes. Any exception still rolls everything back.
+        """
+        g.db_keep_on_error = True
+
+    @staticmethod
+    def _finish_request(response: Response) -> Response:
+        # Commit before the response leaves, so that a failed commit is a failed request.
+        session: Session | None = g.pop("db_session", None)
+        if session is None:
+            return response
+        try:
+            if response.status_code < 400 or g.pop("db_keep_on_error", False):
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+        return response
+
+    @staticmethod
+    def _close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db_session", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Commit once on success, roll back on any exception (CLI commands, jobs)."""
+        session = self.session
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+db = Database()
