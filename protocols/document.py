@@ -97,7 +97,7 @@ RULES: Final[dict[str, str]] = {
     "encoding": "the bytes are not UTF-8",
     "too_large": f"the document is larger than {MAX_DOCUMENT_BYTES} bytes",
     "duplicate_key": "a mapping repeats a key",
-    "alias_not_allowed": "YAML anchors and aliases are not allowed",
+    "alias_not_allowed": "YAML aliases (*name) are not allowed; anchors alone are harmless",
     "not_a_mapping": "the document is empty or not a mapping",
     "unsupported_schema_version": f"schema_version must be {SCHEMA_VERSION}",
     "unknown_instrument": "an instrument code that is not in the instrument catalogue",
@@ -1391,6 +1391,9 @@ def _load_json(text: str) -> Any:
         raise _document_error("syntax", f"invalid JSON: {exc}") from exc
 
 
+_JSON_START: Final = re.compile(r'\s*\{\s*["}]')
+
+
 def validate_protocol(data: object) -> ProtocolDocument:
     """Validate already-loaded data (a mapping) as a protocol document.
 
@@ -1413,7 +1416,8 @@ def parse_protocol(
 ) -> ProtocolDocument:
     """Parse and validate a protocol document written in YAML or JSON.
 
-    ``format=None`` reads JSON when the first non-blank character is ``{`` and YAML otherwise.
+    ``format=None`` reads JSON when the text starts (after blanks) with ``{"`` or ``{}`` and
+    YAML otherwise (a YAML flow mapping such as ``{schema_version: 1}`` is YAML).
     YAML is read with a ``yaml.SafeLoader`` subclass that also refuses duplicate keys and
     aliases; JSON refuses duplicate keys and NaN/Infinity. Bytes must be UTF-8 (a BOM is
     ignored).
@@ -1438,7 +1442,7 @@ def parse_protocol(
             raise _document_error("too_large", RULES["too_large"])
         text = text.removeprefix("\ufeff")
     if format is None:
-        format = "json" if text.lstrip().startswith("{") else "yaml"
+        format = "json" if _JSON_START.match(text) else "yaml"
     data = _load_json(text) if format == "json" else _load_yaml(text)
     return validate_protocol(data)
 

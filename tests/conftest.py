@@ -107,13 +107,14 @@ def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database_url: str, connection: Connection) -> Any:
+def app(database_url: str, connection: Connection) -> Iterator[Any]:
     app = create_app(app_config(database_url))
     state = app.extensions["trials_db"]
     state.session_factory = sessionmaker(
         bind=connection, class_=Session, expire_on_commit=False, join_transaction_mode="create_savepoint"
     )
-    return app
+    yield app
+    state.engine.dispose()
 
 
 @pytest.fixture

@@ -31,7 +31,16 @@ def main(ctx: click.Context) -> None:
 
     The database is TRIALS_DATABASE_URL (default: SQLite under instance/).
     """
-    ctx.obj = ScriptInfo(create_app=_create_app, set_debug_flag=False)
+    info = ScriptInfo(create_app=_create_app, set_debug_flag=False)
+    ctx.obj = info
+    ctx.call_on_close(lambda: _dispose(info))
+
+
+def _dispose(info: ScriptInfo) -> None:
+    """Close the database connections of the app a command loaded, if any."""
+    app = info._loaded_app
+    if app is not None:
+        app.extensions["trials_db"].engine.dispose()
 
 
 main.add_command(users)

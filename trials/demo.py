@@ -33,6 +33,11 @@ def _demo_accounts(trial: str, first_site: str) -> list[tuple[str, str, Role, st
     ]
 
 
+def _trial_and_sites(document: Any) -> tuple[str, str, list[SiteCreate]]:
+    sites = [SiteCreate(code=s.code, name=s.name, country=s.country) for s in document.sites]
+    return document.trial.code, " ".join(document.trial.title.split()), sites
+
+
 def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
     from protocols.document import example_protocol_path, parse_protocol
 

@@ -64,7 +64,7 @@ def upgrade() -> None:
 
     op.create_table(
         "site",
-        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("code", sa.String(length=20), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("country", sa.String(length=2), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -75,7 +75,7 @@ def upgrade() -> None:
     op.create_table(
         "trial",
         sa.Column("code", sa.String(length=20), nullable=False),
-        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("title", sa.String(length=400), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trial")),

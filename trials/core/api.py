@@ -46,7 +46,9 @@ def parse_body(model: type[BaseModel]) -> Any:
     if not isinstance(payload, dict):
         raise InvalidInput.field("body", "json_object", "body: must be a JSON object (Content-Type: application/json)")
     try:
-        return model.model_validate(payload)
+        # JSON-mode validation: strict about numbers and booleans, yet reads enums, dates and
+        # UUIDs from their JSON strings.
+        return model.model_validate_json(request.get_data())
     except ValidationError as exc:
         raise InvalidInput("the request body is not valid", errors=pydantic_field_errors(exc)) from None
 

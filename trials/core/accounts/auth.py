@@ -75,6 +75,9 @@ def _authenticate_web() -> Any:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    # CSRF is checked in `_authenticate` for web requests only: the API takes bearer tokens,
+    # never the session cookie, so a CSRF token would refuse every API write.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
 
     @app.before_request
@@ -84,6 +87,8 @@ def init_app(app: Flask) -> None:
             return None
         if request.endpoint == "static":
             return None
+        if app.config["WTF_CSRF_ENABLED"]:
+            csrf.protect(apply_exemptions=True)
         return _authenticate_web()
 
 

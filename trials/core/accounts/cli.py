@@ -3,6 +3,7 @@
 from typing import Any
 
 import click
+from flask.cli import with_appcontext
 
 from trials.core.cli import acting, as_option, emit, json_option
 
@@ -23,6 +24,7 @@ def users() -> None:
 @click.option("--as", "as_user", metavar="USERNAME", default=None,
               help="The admin acting. May be omitted only to create the first admin.")  # fmt: skip
 @json_option
+@with_appcontext
 def create(username: str, printed_name: str, email: str | None, password: str, roles: tuple[str, ...],
            as_user: str | None, as_json: bool) -> None:  # fmt: skip
     """Create an account."""
@@ -55,15 +57,22 @@ def create(username: str, printed_name: str, email: str | None, password: str, r
 
 
 def _grant(spec: str) -> dict[str, Any]:
+    from trials.core.accounts.models import Role
+    from trials.core.errors import InvalidInput
+
     role, _, rest = spec.partition(":")
     trial, _, site = rest.partition(":")
-    return {"role": role, "trial_code": trial or None, "site_code": site or None}
+    if role not in {r.value for r in Role}:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidInput.field("--role", "known_role", f"--role: {role!r} is not a role ({known})")
+    return {"role": Role(role), "trial_code": trial or None, "site_code": site or None}
 
 
 @users.command("grant")
 @click.argument("username")
 @click.argument("role_spec", metavar="ROLE[:TRIAL[:SITE]]")
 @as_option
+@with_appcontext
 def grant(username: str, role_spec: str, as_user: str) -> None:
     """Grant a role to an account."""
     from pydantic import ValidationError
@@ -85,6 +94,7 @@ def grant(username: str, role_spec: str, as_user: str) -> None:
 @users.command("list")
 @as_option
 @json_option
+@with_appcontext
 def list_(as_user: str, as_json: bool) -> None:
     """List accounts with their roles."""
     from trials.core.accounts import services
@@ -107,6 +117,7 @@ def list_(as_user: str, as_json: bool) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@with_appcontext
 def disable(username: str, reason: str, as_user: str) -> None:
     """Disable an account (accounts are never deleted)."""
     from trials.core.accounts import services
@@ -120,6 +131,7 @@ def disable(username: str, reason: str, as_user: str) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@with_appcontext
 def enable(username: str, reason: str, as_user: str) -> None:
     """Enable a disabled account."""
     from trials.core.accounts import services
@@ -133,6 +145,7 @@ def enable(username: str, reason: str, as_user: str) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@with_appcontext
 def unlock(username: str, reason: str, as_user: str) -> None:
     """Unlock an account locked by failed sign-ins."""
     from trials.core.accounts import services
@@ -153,6 +166,7 @@ def sites() -> None:
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. GB.")
 @as_option
 @json_option
+@with_appcontext
 def create_site(code: str, name: str, country: str, as_user: str, as_json: bool) -> None:
     """Create a site."""
     from pydantic import ValidationError
@@ -174,6 +188,7 @@ def create_site(code: str, name: str, country: str, as_user: str, as_json: bool)
 
 @sites.command("list")
 @json_option
+@with_appcontext
 def list_sites(as_json: bool) -> None:
     """List sites."""
     from trials.core.accounts import services

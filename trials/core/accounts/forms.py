@@ -1,7 +1,7 @@
 """Web forms (Flask-WTF: every form carries a CSRF token)."""
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms import IntegerField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange
 
 
@@ -14,7 +14,7 @@ class SignInForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
-    scope = SelectField("Scope", choices=[("read", "Read only"), ("write", "Read and write")])
+    scope = SelectField("Scope", choices=[SelectChoice("read", "Read only"), SelectChoice("write", "Read and write")])
     expires_in_days = IntegerField("Expires in (days)", default=90,
                                    validators=[DataRequired(), NumberRange(1, 365)])  # fmt: skip
 

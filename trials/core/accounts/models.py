@@ -41,8 +41,9 @@ _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 
 class SiteBase(SQLModel):
-    code: str = Field(sa_type=String(16), unique=True, min_length=2, max_length=16,
-                      schema_extra={"pattern": r"^[A-Z][A-Z0-9-]*$"})  # fmt: skip
+    # Codes follow the protocol document's rules (protocols.document.CODE_PATTERN).
+    code: str = Field(sa_type=String(20), unique=True, min_length=1, max_length=20,
+                      schema_extra={"pattern": r"^[A-Z][A-Z0-9_-]{0,19}$"})  # fmt: skip
     name: str = Field(sa_type=String(200), min_length=1, max_length=200)
     country: str = Field(sa_type=String(2), min_length=2, max_length=2, schema_extra={"pattern": r"^[A-Z]{2}$"})
 
@@ -66,8 +67,8 @@ class SiteRead(SiteBase):
 
 class TrialBase(SQLModel):
     code: str = Field(sa_type=String(20), unique=True, min_length=2, max_length=20,
-                      schema_extra={"pattern": r"^[A-Z][A-Z0-9-]*$"})  # fmt: skip
-    title: str = Field(sa_type=String(300), min_length=1, max_length=300)
+                      schema_extra={"pattern": r"^[A-Z][A-Z0-9-]{1,19}$"})  # fmt: skip
+    title: str = Field(sa_type=String(400), min_length=1, max_length=400)
 
 
 class Trial(Audited, TrialBase, table=True):

@@ -12,6 +12,7 @@ from trials.core.accounts.models import Role
 
 class Permission(StrEnum):
     MANAGE_ACCOUNTS = "manage_accounts"  # users, role grants, sites, trials
+    VIEW_ACCOUNTS = "view_accounts"  # read users and their grants (a read-only admin token may)
     VIEW_AUDIT = "view_audit"  # the audit trail (admin: all; monitor: their trials)
     VIEW_TRIAL = "view_trial"  # a trial's blinded pages and data
     ENTER_DATA = "enter_data"  # enrolment, assessments, adverse events at one's site
@@ -21,7 +22,7 @@ class Permission(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset({Permission.MANAGE_ACCOUNTS, Permission.VIEW_AUDIT}),
+    Role.ADMIN: frozenset({Permission.MANAGE_ACCOUNTS, Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT}),
     Role.SPONSOR: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
     Role.STATISTICIAN_BLINDED: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
     Role.STATISTICIAN_UNBLINDED: frozenset(
@@ -33,7 +34,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 # What a read-only API token may still do.
-READ_PERMISSIONS = frozenset({Permission.VIEW_AUDIT, Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION})
+READ_PERMISSIONS = frozenset(
+    {Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT, Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}
+)
 
 
 @dataclass(frozen=True)

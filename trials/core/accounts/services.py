@@ -206,14 +206,14 @@ def user_read(user: User, grants: list[GrantRead]) -> UserRead:
 
 
 def list_users(*, session: Session, by: Principal) -> list[UserRead]:
-    authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
+    authorize(by, Permission.VIEW_ACCOUNTS, session=session)
     users = session.exec(select(User).order_by(col(User.username))).all()
     grants = grant_reads([u.id for u in users], session=session)
     return [user_read(u, grants[u.id]) for u in users]
 
 
 def describe_user(username: str, *, session: Session, by: Principal) -> UserRead:
-    authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
+    authorize(by, Permission.VIEW_ACCOUNTS, session=session)
     user = get_user(username, session=session)
     return user_read(user, grant_reads([user.id], session=session)[user.id])
 
@@ -308,7 +308,7 @@ def create_trial(data: TrialCreate, *, session: Session, by: Principal) -> Trial
 def list_trials(*, session: Session, by: Principal) -> list[Trial]:
     query = select(Trial).order_by(col(Trial.code))
     visible = by.trial_ids_with(Permission.VIEW_TRIAL)
-    if by.grant_for(Permission.MANAGE_ACCOUNTS) is None:
+    if by.grant_for(Permission.VIEW_ACCOUNTS) is None:
         query = query.where(col(Trial.id).in_(visible or ()))
     return list(session.exec(query).all())
 

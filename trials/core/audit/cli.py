@@ -1,6 +1,7 @@
 """`trials audit ...`."""
 
 import click
+from flask.cli import with_appcontext
 
 from trials.core.cli import emit, json_option
 
@@ -12,6 +13,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @json_option
+@with_appcontext
 def verify(as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and name the first broken entry if it does not hold."""
     from dataclasses import asdict

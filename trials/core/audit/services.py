@@ -378,30 +378,31 @@ def verify_chain(connection: Connection, *, batch: int = 5000) -> ChainReport:
     expected_seq = 1
     prev = GENESIS_HASH
     checked = 0
-    result = connection.execution_options(yield_per=batch).execute(
-        select(table).order_by(table.c.seq)
-    )
-    for row in result.mappings():
-        entry = dict(row)
-        if entry["seq"] != expected_seq:
-            return ChainReport(
-                False, checked, expected_seq, None,
-                f"entry #{expected_seq} is missing (the next entry is #{entry['seq']})",
-            )  # fmt: skip
-        if entry["prev_hash"] != prev:
-            return ChainReport(
-                False, checked, entry["seq"], str(entry["id"]),
-                f"entry #{entry['seq']} does not link to entry #{expected_seq - 1}",
-            )  # fmt: skip
-        if entry_hash(entry) != entry["hash"]:
-            return ChainReport(
-                False, checked, entry["seq"], str(entry["id"]),
-                f"entry #{entry['seq']} does not match its hash: its content was changed",
-            )  # fmt: skip
-        prev = entry["hash"]
-        expected_seq += 1
-        checked += 1
-    result.close()
+    statement = select(table).order_by(table.c.seq).execution_options(yield_per=batch)
+    result = connection.execute(statement)
+    try:
+        for row in result.mappings():
+            entry = dict(row)
+            if entry["seq"] != expected_seq:
+                return ChainReport(
+                    False, checked, expected_seq, None,
+                    f"entry #{expected_seq} is missing (the next entry is #{entry['seq']})",
+                )  # fmt: skip
+            if entry["prev_hash"] != prev:
+                return ChainReport(
+                    False, checked, entry["seq"], str(entry["id"]),
+                    f"entry #{entry['seq']} does not link to entry #{expected_seq - 1}",
+                )  # fmt: skip
+            if entry_hash(entry) != entry["hash"]:
+                return ChainReport(
+                    False, checked, entry["seq"], str(entry["id"]),
+                    f"entry #{entry['seq']} does not match its hash: its content was changed",
+                )  # fmt: skip
+            prev = entry["hash"]
+            expected_seq += 1
+            checked += 1
+    finally:
+        result.close()
     head = connection.execute(select(AuditChainHead.__table__)).mappings().one_or_none()
     if head is None:
         return ChainReport(False, checked, None, None, "the audit chain head is missing")

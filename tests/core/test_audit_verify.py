@@ -1,0 +1,93 @@
+"""`trials audit verify` on a committed database: intact, then tampered with directly in SQL."""
+
+import json
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Connection, text
+from sqlmodel import Session
+
+from trials.cli import main
+from trials.core.accounts import services
+from trials.core.accounts.models import SiteCreate
+from trials.core.audit import services as audit
+from trials.core.db import make_engine
+
+
+def run_verify(url: str) -> tuple[int, dict[str, object]]:
+    result = CliRunner().invoke(main, ["audit", "verify", "--json"],
+                                env={"TRIALS_DATABASE_URL": url, "TRIALS_ENV": "testing"})  # fmt: skip
+    return result.exit_code, json.loads(result.output)
+
+
+@pytest.fixture
+def populated(fresh_database_url: str) -> str:
+    engine = make_engine(fresh_database_url)
+    with Session(engine) as session:
+        audit.set_actor(session, audit.Actor.system("cli"))
+        for code in ("LON", "MAN"):
+            services.create_site(SiteCreate(code=code, name=f"{code} clinic", country="GB"),
+                                 session=session, by=services.SYSTEM)  # fmt: skip
+        session.commit()
+    engine.dispose()
+    return fresh_database_url
+
+
+def tamper(url: str, *statements: str) -> None:
+    """What someone with direct database access could do: switch off the guards, then edit."""
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        _disable_guards(conn)
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def _disable_guards(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE audit_entry DISABLE TRIGGER USER"))
+    else:
+        for name in ("audit_entry_no_update", "audit_entry_no_delete"):
+            conn.execute(text(f"DROP TRIGGER {name}"))
+
+
+def test_an_untouched_trail_verifies(populated: str) -> None:
+    code, report = run_verify(populated)
+    assert code == 0
+    assert report["ok"] is True and report["entries_checked"] == 10
+
+
+TAMPERING: list[tuple[str, Callable[[], tuple[str, ...]], int, str]] = [
+    ("changed value", lambda: ("UPDATE audit_entry SET new_value = '\"Elsewhere\"' WHERE seq = 4",), 4,
+     "does not match its hash"),
+    ("changed reason", lambda: ("UPDATE audit_entry SET reason = 'backdated' WHERE seq = 7",), 7,
+     "does not match its hash"),
+    ("deleted entry", lambda: ("DELETE FROM audit_entry WHERE seq = 5",), 5, "missing"),
+    ("deleted last entry", lambda: ("DELETE FROM audit_entry WHERE seq = 10",), 10, "missing"),
+    ("reordered entries", lambda: ("UPDATE audit_entry SET seq = -3 WHERE seq = 3",
+                                   "UPDATE audit_entry SET seq = 3 WHERE seq = 6",
+                                   "UPDATE audit_entry SET seq = 6 WHERE seq = -3"), 3, "does not"),
+    ("recomputed hash of a changed entry", lambda: (
+        "UPDATE audit_entry SET new_value = '\"GB\"', hash = 'ab' || substr(hash, 3) WHERE seq = 2",), 2,
+     "does not match its hash"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "statements", "broken", "problem"), TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_tampering_is_detected_and_named(
+    populated: str, case: str, statements: Callable[[], tuple[str, ...]], broken: int, problem: str
+) -> None:
+    tamper(populated, *statements())
+    code, report = run_verify(populated)
+    assert code == 1, case
+    assert report["ok"] is False
+    assert report["broken_seq"] == broken
+    assert problem in str(report["problem"])
+
+
+def test_verify_text_output_names_the_entry(populated: str) -> None:
+    tamper(populated, "UPDATE audit_entry SET old_value = 'null', new_value = '\"x\"' WHERE seq = 6")
+    result = CliRunner().invoke(main, ["audit", "verify"], env={"TRIALS_DATABASE_URL": populated, "TRIALS_ENV": "testing"})
+    assert result.exit_code == 1
+    assert "BROKEN at entry #6" in result.output
