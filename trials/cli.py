@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import ScriptInfo, with_appcontext
 
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
-from trials.core.cli import emit, json_option
+from trials.core.cli import AppLoader, emit, json_option, with_app
 
 
 def _create_app() -> Any:
@@ -31,16 +30,9 @@ def main(ctx: click.Context) -> None:
 
     The database is TRIALS_DATABASE_URL (default: SQLite under instance/).
     """
-    info = ScriptInfo(create_app=_create_app, set_debug_flag=False)
-    ctx.obj = info
-    ctx.call_on_close(lambda: _dispose(info))
-
-
-def _dispose(info: ScriptInfo) -> None:
-    """Close the database connections of the app a command loaded, if any."""
-    app = info._loaded_app
-    if app is not None:
-        app.extensions["trials_db"].engine.dispose()
+    loader = AppLoader(_create_app)
+    ctx.obj = loader
+    ctx.call_on_close(loader.close)
 
 
 main.add_command(users)
@@ -55,7 +47,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
-@with_appcontext
+@with_app
 def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     from flask import current_app
@@ -68,7 +60,7 @@ def db_upgrade(revision: str) -> None:
 
 @db_group.command("downgrade")
 @click.argument("revision")
-@with_appcontext
+@with_app
 def db_downgrade(revision: str) -> None:
     """Migrate the database down to REVISION ("base" removes every table)."""
     from flask import current_app
@@ -81,7 +73,7 @@ def db_downgrade(revision: str) -> None:
 
 @db_group.command("current")
 @json_option
-@with_appcontext
+@with_app
 def db_current(as_json: bool) -> None:
     """Show the database's migration revision."""
     from flask import current_app
@@ -99,7 +91,7 @@ def db_current(as_json: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Folder for the outputs.")  # fmt: skip
 @json_option
-@with_appcontext
+@with_app
 def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
     """Run the main job against the configured database, non-interactively."""
     from trials.demo import run_demo

@@ -172,7 +172,10 @@ SINGLE_FIELD_CHANGES: list[tuple[str, Callable[[Data], None]]] = [
             1, d["sap"]["testing_hierarchy"]["endpoints"].pop(2)
         ),
     ),
-    ("strategy", lambda d: d["estimands"][0]["intercurrent_events"][3].update(strategy="composite")),
+    (
+        "strategy",
+        lambda d: d["estimands"][0]["intercurrent_events"][3].update(strategy="composite"),
+    ),
     ("safety_default", lambda d: d.update(safety={"item9_followup_hours": 12})),
     ("prorating_default", lambda d: d["sap"].update(prorating={"enabled": False})),
     ("exclusion_added", lambda d: d["eligibility"]["exclusion"].append("Pregnancy.")),

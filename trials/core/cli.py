@@ -3,6 +3,7 @@
 Kept free of heavy imports: `trials --help` must answer quickly.
 """
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,37 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from trials.core.accounts.permissions import Principal
+
+class AppLoader:
+    """Builds the Flask app on first use (not for `--help`), and closes its connections."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self.app: Any = None
+
+    def load(self) -> Any:
+        if self.app is None:
+            self.app = self.factory()
+        return self.app
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.extensions["trials_db"].engine.dispose()
+
+
+def with_app(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command inside the application context of the app the `trials` group builds."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        loader = click.get_current_context().find_object(AppLoader)
+        if loader is None:
+            raise click.UsageError("run this command through the `trials` command line")
+        with loader.load().app_context():
+            return command(*args, **kwargs)
+
+    return wrapper
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 as_option = click.option(
@@ -61,5 +93,5 @@ def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
             audit.set_actor(session, services.actor_for(principal, "cli"))
             yield session, principal
     except DomainError as exc:
-        details = "".join(f"\n  {e.field}: {e.message}" for e in exc.errors)
+        details = "".join(f"\n  {e.message}" for e in exc.errors)
         fail(f"{exc.detail}{details}")

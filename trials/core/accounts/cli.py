@@ -3,9 +3,8 @@
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 
-from trials.core.cli import acting, as_option, emit, json_option
+from trials.core.cli import acting, as_option, emit, json_option, with_app
 
 
 @click.group("users")
@@ -24,10 +23,11 @@ def users() -> None:
 @click.option("--as", "as_user", metavar="USERNAME", default=None,
               help="The admin acting. May be omitted only to create the first admin.")  # fmt: skip
 @json_option
-@with_appcontext
+@with_app
 def create(username: str, printed_name: str, email: str | None, password: str, roles: tuple[str, ...],
            as_user: str | None, as_json: bool) -> None:  # fmt: skip
     """Create an account."""
+    from pydantic import ValidationError
     from sqlmodel import select
 
     from trials.core.accounts import services
@@ -43,12 +43,11 @@ def create(username: str, printed_name: str, email: str | None, password: str, r
                     "--as", "required", "--as: name the admin who creates this account "
                     "(only the first admin may be created without it, with --role admin)",
                 )  # fmt: skip
+        grants = [_grant(spec) for spec in roles]
         try:
             data = UserCreate(username=username, printed_name=printed_name, email=email, password=password)
-            grants = [_grant(spec) for spec in roles]
-        except Exception as exc:  # pydantic.ValidationError
-            errors = pydantic_field_errors(exc) if hasattr(exc, "errors") else []
-            raise InvalidInput("the account is not valid", errors=errors) from None
+        except ValidationError as exc:
+            raise InvalidInput("the account is not valid", errors=pydantic_field_errors(exc)) from None
         services.create_user(data, session=session, by=principal)
         for grant in grants:
             services.grant_role(username, GrantCreate.model_validate(grant), session=session, by=principal)
@@ -72,7 +71,7 @@ def _grant(spec: str) -> dict[str, Any]:
 @click.argument("username")
 @click.argument("role_spec", metavar="ROLE[:TRIAL[:SITE]]")
 @as_option
-@with_appcontext
+@with_app
 def grant(username: str, role_spec: str, as_user: str) -> None:
     """Grant a role to an account."""
     from pydantic import ValidationError
@@ -94,7 +93,7 @@ def grant(username: str, role_spec: str, as_user: str) -> None:
 @users.command("list")
 @as_option
 @json_option
-@with_appcontext
+@with_app
 def list_(as_user: str, as_json: bool) -> None:
     """List accounts with their roles."""
     from trials.core.accounts import services
@@ -117,7 +116,7 @@ def list_(as_user: str, as_json: bool) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
-@with_appcontext
+@with_app
 def disable(username: str, reason: str, as_user: str) -> None:
     """Disable an account (accounts are never deleted)."""
     from trials.core.accounts import services
@@ -131,7 +130,7 @@ def disable(username: str, reason: str, as_user: str) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
-@with_appcontext
+@with_app
 def enable(username: str, reason: str, as_user: str) -> None:
     """Enable a disabled account."""
     from trials.core.accounts import services
@@ -145,7 +144,7 @@ def enable(username: str, reason: str, as_user: str) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
-@with_appcontext
+@with_app
 def unlock(username: str, reason: str, as_user: str) -> None:
     """Unlock an account locked by failed sign-ins."""
     from trials.core.accounts import services
@@ -166,7 +165,7 @@ def sites() -> None:
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. GB.")
 @as_option
 @json_option
-@with_appcontext
+@with_app
 def create_site(code: str, name: str, country: str, as_user: str, as_json: bool) -> None:
     """Create a site."""
     from pydantic import ValidationError
@@ -188,7 +187,7 @@ def create_site(code: str, name: str, country: str, as_user: str, as_json: bool)
 
 @sites.command("list")
 @json_option
-@with_appcontext
+@with_app
 def list_sites(as_json: bool) -> None:
     """List sites."""
     from trials.core.accounts import services

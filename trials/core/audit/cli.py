@@ -1,9 +1,8 @@
 """`trials audit ...`."""
 
 import click
-from flask.cli import with_appcontext
 
-from trials.core.cli import emit, json_option
+from trials.core.cli import emit, json_option, with_app
 
 
 @click.group("audit")
@@ -13,7 +12,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @json_option
-@with_appcontext
+@with_app
 def verify(as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and name the first broken entry if it does not hold."""
     from dataclasses import asdict
