@@ -306,8 +306,7 @@ def _answered(items: Mapping[int, int | None], rule: ScoringRule) -> dict[int, i
     for item, value in items.items():
         if not _is_int(item) or not 1 <= int(item) <= rule.n_items:
             raise ItemResponseError(
-                f"{rule.code} item {item!r}: unknown item number "
-                f"({rule.code} has items 1-{rule.n_items})"
+                f"{rule.code} item {item!r}: unknown item number ({rule.code} has items 1-{rule.n_items})"
             )
         if value is None:
             continue
@@ -318,8 +317,7 @@ def _answered(items: Mapping[int, int | None], rule: ScoringRule) -> dict[int, i
             )
         if not rule.item_min <= int(value) <= rule.item_max:
             raise ItemResponseError(
-                f"{rule.code} item {item}: response {value!r} outside "
-                f"{rule.item_min}-{rule.item_max}"
+                f"{rule.code} item {item}: response {value!r} outside {rule.item_min}-{rule.item_max}"
             )
         answered[int(item)] = int(value)
     return answered
@@ -546,8 +544,7 @@ def _item_matrix(
     for item in item_columns:
         if not _is_int(item) or not 1 <= int(item) <= rule.n_items:
             raise ItemResponseError(
-                f"{rule.code} item {item!r}: unknown item number "
-                f"({rule.code} has items 1-{rule.n_items})"
+                f"{rule.code} item {item!r}: unknown item number ({rule.code} has items 1-{rule.n_items})"
             )
     absent = [item for item in rule.scored_items if item not in item_columns]
     if absent:
@@ -570,13 +567,9 @@ def _item_column(series: pd.Series[Any], rule: ScoringRule, item: int) -> npt.ND
     """Return one item column as floats (NaN = missing) after checking every value."""
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
-        raise ItemResponseError(
-            f"{rule.code} item {item}: column {series.name!r} is boolean, not integer"
-        )
+        raise ItemResponseError(f"{rule.code} item {item}: column {series.name!r} is boolean, not integer")
     is_object = pd.api.types.is_object_dtype(dtype)
-    if isinstance(dtype, pd.CategoricalDtype) or not (
-        pd.api.types.is_numeric_dtype(dtype) or is_object
-    ):
+    if isinstance(dtype, pd.CategoricalDtype) or not (pd.api.types.is_numeric_dtype(dtype) or is_object):
         raise ItemResponseError(
             f"{rule.code} item {item}: column {series.name!r} has dtype {dtype}, not integer"
         )

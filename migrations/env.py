@@ -24,8 +24,9 @@ def _url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=metadata, literal_binds=True,
-                      render_as_batch=True, compare_type=True)  # fmt: skip
+    context.configure(
+        url=_url(), target_metadata=metadata, literal_binds=True, render_as_batch=True, compare_type=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

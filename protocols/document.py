@@ -87,9 +87,7 @@ COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
 EMAIL_PATTERN: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 STRATIFICATION_FACTORS: Final = frozenset({"site", "baseline_severity"})
-COVARIATES: Final = frozenset(
-    {"baseline", "baseline_by_visit", "site", "baseline_severity", "age", "sex"}
-)
+COVARIATES: Final = frozenset({"baseline", "baseline_by_visit", "site", "baseline_severity", "age", "sex"})
 
 RULES: Final[dict[str, str]] = {
     # rules checked by this module (field rules use pydantic's error types, e.g. greater_than)
@@ -300,9 +298,7 @@ EndpointType = Literal["continuous_change", "responder", "remission", "time_to_e
 EndpointLevel = Literal["primary", "key_secondary", "secondary", "exploratory"]
 TimeToEventKind = Literal["first_response", "first_remission", "stopping_app_use", "withdrawal"]
 PopulationKind = Literal["full_analysis", "per_protocol", "safety"]
-Strategy = Literal[
-    "treatment_policy", "hypothetical", "composite", "while_on_treatment", "principal_stratum"
-]
+Strategy = Literal["treatment_policy", "hypothetical", "composite", "while_on_treatment", "principal_stratum"]
 SummaryMeasure = Literal[
     "difference_in_means",
     "risk_difference",
@@ -331,9 +327,7 @@ def _duplicates(values: Sequence[Any], loc: Loc, what: str) -> list[_Issue]:
     issues = []
     for i, value in enumerate(values):
         if value in seen:
-            issues.append(
-                _Issue((*loc, i), "duplicate_value", f"{what} '{value}' is listed twice", value)
-            )
+            issues.append(_Issue((*loc, i), "duplicate_value", f"{what} '{value}' is listed twice", value))
         seen.add(value)
     return issues
 
@@ -412,13 +406,9 @@ class Arm(_Model):
         issues = []
         if self.kind == "digital":
             if self.app_name is None:
-                issues.append(
-                    _Issue(("app_name",), "required_for_kind", "is required for a digital arm")
-                )
+                issues.append(_Issue(("app_name",), "required_for_kind", "is required for a digital arm"))
             if self.app_version is None:
-                issues.append(
-                    _Issue(("app_version",), "required_for_kind", "is required for a digital arm")
-                )
+                issues.append(_Issue(("app_version",), "required_for_kind", "is required for a digital arm"))
         _raise_issues("Arm", issues)
         return self
 
@@ -552,9 +542,7 @@ class Endpoint(_Model):
         issues = []
         if self.type == "time_to_event":
             if self.event is None:
-                issues.append(
-                    _Issue(("event",), "required_for_type", "is required for time_to_event")
-                )
+                issues.append(_Issue(("event",), "required_for_type", "is required for time_to_event"))
             elif self.event in _EVENTS_WITH_INSTRUMENT and self.instrument is None:
                 issues.append(
                     _Issue(
@@ -574,9 +562,7 @@ class Endpoint(_Model):
                 )
         else:
             if self.instrument is None:
-                issues.append(
-                    _Issue(("instrument",), "required_for_type", f"is required for {self.type}")
-                )
+                issues.append(_Issue(("instrument",), "required_for_type", f"is required for {self.type}"))
             if self.event is not None:
                 issues.append(
                     _Issue(
@@ -696,9 +682,7 @@ class SupportiveAnalysis(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        _raise_issues(
-            "SupportiveAnalysis", _duplicates(self.covariates, ("covariates",), "covariate")
-        )
+        _raise_issues("SupportiveAnalysis", _duplicates(self.covariates, ("covariates",), "covariate"))
         return self
 
 
@@ -925,9 +909,7 @@ def _cross_field_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
 def _visit_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
     baselines = [i for i, v in enumerate(doc.visits) if v.day == 0]
     if not baselines:
-        yield _Issue(
-            ("visits",), "baseline_count", "no baseline visit: exactly one visit must be at day 0"
-        )
+        yield _Issue(("visits",), "baseline_count", "no baseline visit: exactly one visit must be at day 0")
     for i in baselines[1:]:
         yield _Issue(
             ("visits", i, "day"),
@@ -966,8 +948,7 @@ def _randomization_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
             yield _Issue(
                 ("randomization", "block_sizes", k),
                 "block_size_multiple",
-                f"block size {size} is not a multiple of the sum of allocation ratios "
-                f"({ratio_sum})",
+                f"block size {size} is not a multiple of the sum of allocation ratios ({ratio_sum})",
                 size,
             )
     baseline = _baseline_code(doc)
@@ -1185,8 +1166,7 @@ def _sap_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
         yield _Issue(
             (*loc, "covariates"),
             "missing_covariate",
-            f"covariates must include baseline and every stratification factor; missing "
-            f"{', '.join(missing)}",
+            f"covariates must include baseline and every stratification factor; missing {', '.join(missing)}",
             missing,
         )
 
@@ -1200,10 +1180,7 @@ def _sap_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
                 f"estimand '{supportive.estimand}' is not declared in estimands",
                 supportive.estimand,
             )
-        elif (
-            estimand.endpoint in endpoints
-            and endpoints[estimand.endpoint].type != "continuous_change"
-        ):
+        elif estimand.endpoint in endpoints and endpoints[estimand.endpoint].type != "continuous_change":
             yield _Issue(
                 (*sloc, "method"),
                 "incompatible_model",
@@ -1265,9 +1242,7 @@ def _sap_issues(doc: ProtocolDocument) -> Iterator[_Issue]:
                 f"comparison) for endpoint {code}",
                 code,
             )
-    untested = [
-        e.code for e in doc.endpoints if e.level == "key_secondary" and e.code not in hierarchy
-    ]
+    untested = [e.code for e in doc.endpoints if e.level == "key_secondary" and e.code not in hierarchy]
     if untested:
         yield _Issue(
             hloc,
@@ -1344,17 +1319,11 @@ def _load_yaml(text: str) -> Any:
     try:
         return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
     except _DuplicateKeyError as exc:
-        raise _document_error(
-            "duplicate_key", f"{exc.problem}{_mark_text(exc.problem_mark)}"
-        ) from exc
+        raise _document_error("duplicate_key", f"{exc.problem}{_mark_text(exc.problem_mark)}") from exc
     except _AliasError as exc:
-        raise _document_error(
-            "alias_not_allowed", f"{exc.problem}{_mark_text(exc.problem_mark)}"
-        ) from exc
+        raise _document_error("alias_not_allowed", f"{exc.problem}{_mark_text(exc.problem_mark)}") from exc
     except yaml.MarkedYAMLError as exc:
-        raise _document_error(
-            "syntax", f"invalid YAML{_mark_text(exc.problem_mark)}: {exc.problem}"
-        ) from exc
+        raise _document_error("syntax", f"invalid YAML{_mark_text(exc.problem_mark)}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
         raise _document_error("syntax", f"invalid YAML: {exc}") from exc
 
@@ -1411,9 +1380,7 @@ def validate_protocol(data: object) -> ProtocolDocument:
         raise ProtocolValidationError(errors_from_validation_error(exc)) from exc
 
 
-def parse_protocol(
-    text: str | bytes, *, format: Literal["yaml", "json"] | None = None
-) -> ProtocolDocument:
+def parse_protocol(text: str | bytes, *, format: Literal["yaml", "json"] | None = None) -> ProtocolDocument:
     """Parse and validate a protocol document written in YAML or JSON.
 
     ``format=None`` reads JSON when the text starts (after blanks) with ``{"`` or ``{}`` and
@@ -1436,9 +1403,7 @@ def parse_protocol(
         except UnicodeDecodeError as exc:
             raise _document_error("encoding", f"not valid UTF-8 at byte {exc.start}") from exc
     else:
-        if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "replace")) > (
-            MAX_DOCUMENT_BYTES
-        ):
+        if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "replace")) > (MAX_DOCUMENT_BYTES):
             raise _document_error("too_large", RULES["too_large"])
         text = text.removeprefix("\ufeff")
     if format is None:

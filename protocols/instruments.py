@@ -110,15 +110,10 @@ class Instrument:
             raise ValueError(f"{self.code}: scored items differ from the scoring rule")
         values = [option.value for option in self.response_options]
         if values != list(range(rule.item_min, rule.item_max + 1)):
-            raise ValueError(
-                f"{self.code}: response values must run {rule.item_min}-{rule.item_max}"
-            )
+            raise ValueError(f"{self.code}: response values must run {rule.item_min}-{rule.item_max}")
         if self.cdisc_total_testcd is not None and len(self.cdisc_total_testcd) > _MAX_TESTCD:
             raise ValueError(f"{self.code}: total QSTESTCD longer than {_MAX_TESTCD}")
-        if (
-            self.cdisc_total_test_label is not None
-            and len(self.cdisc_total_test_label) > _MAX_LABEL
-        ):
+        if self.cdisc_total_test_label is not None and len(self.cdisc_total_test_label) > _MAX_LABEL:
             raise ValueError(f"{self.code}: total QSTEST longer than {_MAX_LABEL}")
 
     def item(self, number: int) -> Item:
@@ -161,9 +156,7 @@ DIFFICULTY_OPTIONS: tuple[ResponseOption, ...] = (
 _PHQ_INSTRUCTIONS = (
     "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
 )
-_GAD_INSTRUCTIONS = (
-    "Over the last 2 weeks, how often have you been bothered by the following problems?"
-)
+_GAD_INSTRUCTIONS = "Over the last 2 weeks, how often have you been bothered by the following problems?"
 _RECALL = "the last 2 weeks"
 _EVLINT = "-P2W"
 
@@ -200,8 +193,7 @@ PHQ9_INSTRUMENT = Instrument(
         Item(5, "Poor appetite or overeating", "appetite", "PHQ0105", None),
         Item(
             6,
-            "Feeling bad about yourself - or that you are a failure or have let yourself or "
-            "your family down",
+            "Feeling bad about yourself - or that you are a failure or have let yourself or your family down",
             "self_worth",
             "PHQ0106",
             None,
@@ -270,8 +262,7 @@ PHQ8_INSTRUMENT = Instrument(
         Item(5, "Poor appetite or overeating", "appetite", None, None),
         Item(
             6,
-            "Feeling bad about yourself - or that you are a failure or have let yourself or "
-            "your family down",
+            "Feeling bad about yourself - or that you are a failure or have let yourself or your family down",
             "self_worth",
             None,
             None,
@@ -370,8 +361,7 @@ GAD7_INSTRUMENT = Instrument(
 )
 
 INSTRUMENTS: dict[str, Instrument] = {
-    instrument.code: instrument
-    for instrument in (PHQ9_INSTRUMENT, PHQ8_INSTRUMENT, GAD7_INSTRUMENT)
+    instrument.code: instrument for instrument in (PHQ9_INSTRUMENT, PHQ8_INSTRUMENT, GAD7_INSTRUMENT)
 }
 
 INSTRUMENT_CODES: frozenset[str] = frozenset(INSTRUMENTS)

@@ -102,8 +102,14 @@ def session(connection: Connection) -> Iterator[Session]:
 
 
 def app_config(database_url: str, **extra: Any) -> dict[str, Any]:
-    return {"ENV": "testing", "TESTING": True, "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key", "PASSWORD_HASHING": FAST_HASHING, **extra}  # fmt: skip
+    return {
+        "ENV": "testing",
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key",
+        "PASSWORD_HASHING": FAST_HASHING,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -111,7 +117,10 @@ def app(database_url: str, connection: Connection) -> Iterator[Any]:
     app = create_app(app_config(database_url))
     state = app.extensions["trials_db"]
     state.session_factory = sessionmaker(
-        bind=connection, class_=Session, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        bind=connection,
+        class_=Session,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
     )
     yield app
     state.engine.dispose()
@@ -125,8 +134,9 @@ def client(app: Any) -> Any:
 @pytest.fixture
 def make_site(session: Session) -> Callable[..., Any]:
     def make(code: str = "LON", name: str = "London Clinic", country: str = "GB") -> Any:
-        return services.create_site(SiteCreate(code=code, name=name, country=country), session=session,
-                                    by=services.SYSTEM)  # fmt: skip
+        return services.create_site(
+            SiteCreate(code=code, name=name, country=country), session=session, by=services.SYSTEM
+        )
 
     return make
 
@@ -143,16 +153,23 @@ def make_trial(session: Session) -> Callable[..., Any]:
 def make_user(session: Session) -> Callable[..., Any]:
     """make_user("ann", "coordinator:MOOD-CBT:LON", ...) -> (User, Principal)."""
 
-    def make(username: str, *grants: str, password: str = PASSWORD, name: str | None = None) -> tuple[Any, Principal]:
+    def make(
+        username: str, *grants: str, password: str = PASSWORD, name: str | None = None
+    ) -> tuple[Any, Principal]:
         user = services.create_user(
             UserCreate(username=username, printed_name=name or username.title(), password=password),
-            session=session, by=services.SYSTEM,
-        )  # fmt: skip
+            session=session,
+            by=services.SYSTEM,
+        )
         for spec in grants:
             role, _, rest = spec.partition(":")
             trial, _, site = rest.partition(":")
-            services.grant_role(username, GrantCreate(role=Role(role), trial_code=trial or None,
-                                site_code=site or None), session=session, by=services.SYSTEM)  # fmt: skip
+            services.grant_role(
+                username,
+                GrantCreate(role=Role(role), trial_code=trial or None, site_code=site or None),
+                session=session,
+                by=services.SYSTEM,
+            )
         session.flush()
         return user, services.load_principal(user, session=session)
 
@@ -169,5 +186,11 @@ def csrf_token(html: str) -> str:
 
 def sign_in(client: Any, username: str, password: str = PASSWORD) -> Any:
     page = client.get("/sign-in")
-    return client.post("/sign-in", data={"username": username, "password": password,
-                                         "csrf_token": csrf_token(page.get_data(as_text=True))})  # fmt: skip
+    return client.post(
+        "/sign-in",
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+        },
+    )

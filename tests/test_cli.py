@@ -16,8 +16,11 @@ PASSWORD = "a demo password 1"
 
 
 def run(url: str, *args: str) -> Result:
-    env = {"TRIALS_DATABASE_URL": url, "TRIALS_ENV": "testing",
-           "TRIALS_PASSWORD_HASHING": '{"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}'}  # fmt: skip
+    env = {
+        "TRIALS_DATABASE_URL": url,
+        "TRIALS_ENV": "testing",
+        "TRIALS_PASSWORD_HASHING": '{"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}',
+    }
     return CliRunner().invoke(main, list(args), env=env)
 
 
@@ -30,24 +33,50 @@ def audit_rows(url: str, sql: str) -> list[Any]:
 
 
 def test_help_does_not_load_the_heavy_stack() -> None:
-    code = ("import sys, trials.cli; heavy = {'sqlmodel', 'sqlalchemy', 'flask', 'pandas', 'pingouin', "
-            "'lifelines', 'weasyprint', 'statsmodels'} & set(sys.modules); print(sorted(heavy))")  # fmt: skip
+    code = (
+        "import sys, trials.cli; heavy = {'sqlmodel', 'sqlalchemy', 'flask', 'pandas', 'pingouin', "
+        "'lifelines', 'weasyprint', 'statsmodels'} & set(sys.modules); print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_first_admin_then_everything_acts_as_someone(fresh_database_url: str) -> None:
     url = fresh_database_url
-    first = run(url, "users", "create", "ada", "--name", "Ada Admin", "--password", PASSWORD, "--role", "admin")
+    first = run(
+        url,
+        "users",
+        "create",
+        "ada",
+        "--name",
+        "Ada Admin",
+        "--password",
+        PASSWORD,
+        "--role",
+        "admin",
+    )
     assert first.exit_code == 0, first.output
     second = run(url, "users", "create", "bob", "--name", "Bob", "--password", PASSWORD, "--role", "admin")
     assert second.exit_code == 1
     assert "--as" in second.output
-    site = run(url, "sites", "create", "LON", "--name", "London Clinic", "--country", "GB", "--as", "ada", "--json")
+    site = run(
+        url,
+        "sites",
+        "create",
+        "LON",
+        "--name",
+        "London Clinic",
+        "--country",
+        "GB",
+        "--as",
+        "ada",
+        "--json",
+    )
     assert site.exit_code == 0, site.output
     assert json.loads(site.output)["code"] == "LON"
     rows = audit_rows(url, "SELECT username, role, channel FROM audit_entry WHERE table_name = 'site'")
-    assert rows and all(tuple(r) == ("ada", "admin", "cli") for r in rows)
+    assert rows
+    assert all(tuple(r) == ("ada", "admin", "cli") for r in rows)
     listed = run(url, "users", "list", "--as", "ada", "--json")
     assert [u["username"] for u in json.loads(listed.output)] == ["ada"]
     sites = json.loads(run(url, "sites", "list", "--json").output)
@@ -60,14 +89,31 @@ def test_bad_input_is_a_clean_error_and_stores_nothing(fresh_database_url: str) 
     before = audit_rows(url, "SELECT count(*) FROM audit_entry")[0][0]
     bad_site = run(url, "sites", "create", "lon", "--name", "x", "--country", "GBR", "--as", "ada")
     assert bad_site.exit_code == 1
-    assert "code:" in bad_site.output and "country:" in bad_site.output
+    assert "code:" in bad_site.output
+    assert "country:" in bad_site.output
     assert "Traceback" not in bad_site.output
-    bad_role = run(url, "users", "create", "cyd", "--name", "Cy", "--password", PASSWORD, "--role", "wizard", "--as", "ada")
-    assert bad_role.exit_code == 1 and "'wizard' is not a role" in bad_role.output
+    bad_role = run(
+        url,
+        "users",
+        "create",
+        "cyd",
+        "--name",
+        "Cy",
+        "--password",
+        PASSWORD,
+        "--role",
+        "wizard",
+        "--as",
+        "ada",
+    )
+    assert bad_role.exit_code == 1
+    assert "'wizard' is not a role" in bad_role.output
     short = run(url, "users", "create", "cyd", "--name", "Cy", "--password", "short", "--as", "ada")
-    assert short.exit_code == 1 and "password" in short.output
+    assert short.exit_code == 1
+    assert "password" in short.output
     unknown = run(url, "users", "list", "--as", "nobody")
-    assert unknown.exit_code == 1 and "nobody" in unknown.output
+    assert unknown.exit_code == 1
+    assert "nobody" in unknown.output
     assert audit_rows(url, "SELECT count(*) FROM audit_entry")[0][0] == before
     assert audit_rows(url, "SELECT count(*) FROM user_account")[0][0] == 1
 
@@ -79,7 +125,8 @@ def test_a_coordinator_cannot_administer(fresh_database_url: str) -> None:
     created = run(url, "users", "create", "cora", "--name", "Cora", "--password", PASSWORD, "--as", "ada")
     assert created.exit_code == 0, created.output
     refused = run(url, "sites", "create", "MAN", "--name", "Manchester", "--country", "GB", "--as", "cora")
-    assert refused.exit_code == 1 and "not allowed" in refused.output
+    assert refused.exit_code == 1
+    assert "not allowed" in refused.output
 
 
 def test_disable_and_unlock_need_reasons(fresh_database_url: str) -> None:
@@ -89,10 +136,13 @@ def test_disable_and_unlock_need_reasons(fresh_database_url: str) -> None:
     assert run(url, "users", "disable", "cora", "--as", "ada").exit_code == 2  # --reason is required
     done = run(url, "users", "disable", "cora", "--reason", "left the team", "--as", "ada")
     assert done.exit_code == 0, done.output
-    reasons = audit_rows(url, "SELECT reason FROM audit_entry WHERE field = 'is_active' AND action = 'update'")
+    reasons = audit_rows(
+        url, "SELECT reason FROM audit_entry WHERE field = 'is_active' AND action = 'update'"
+    )
     assert [r[0] for r in reasons] == ["left the team"]
     not_locked = run(url, "users", "unlock", "cora", "--reason", "x", "--as", "ada")
-    assert not_locked.exit_code == 1 and "not locked" in not_locked.output
+    assert not_locked.exit_code == 1
+    assert "not locked" in not_locked.output
 
 
 def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_path: Path) -> None:
@@ -103,8 +153,15 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     roles = {a["role"] for a in data["accounts"]}
-    assert roles == {"admin", "sponsor", "statistician_unblinded", "statistician_blinded", "coordinator",
-                     "clinician", "monitor"}  # fmt: skip
+    assert roles == {
+        "admin",
+        "sponsor",
+        "statistician_unblinded",
+        "statistician_blinded",
+        "coordinator",
+        "clinician",
+        "monitor",
+    }
     assert (out / "demo.json").exists()
     again = json.loads(run(fresh_database_url, "demo", "--out", str(out), "--json").output)
     assert again["accounts"][0]["password"] != data["accounts"][0]["password"]
@@ -115,8 +172,9 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
 
     with Session(engine) as session:
         for account in again["accounts"]:
-            principal = services.sign_in(account["username"], account["password"], session=session,
-                                         lockout_threshold=6)  # fmt: skip
+            principal = services.sign_in(
+                account["username"], account["password"], session=session, lockout_threshold=6
+            )
             assert principal.username == account["username"]
         session.rollback()
     with engine.connect() as conn:

@@ -85,11 +85,22 @@ def db_current(as_json: bool) -> None:
 
 
 @main.command("demo")
-@click.option("--participants", type=click.IntRange(1, 100_000), default=300, show_default=True,
-              help="Participants to simulate (used once trial conduct exists).")  # fmt: skip
+@click.option(
+    "--participants",
+    type=click.IntRange(1, 100_000),
+    default=300,
+    show_default=True,
+    help="Participants to simulate (used once trial conduct exists).",
+)
 @click.option("--seed", type=int, default=20261126, show_default=True, help="Seed for the simulation.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Folder for the outputs.")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Folder for the outputs.",
+)
 @json_option
 @with_app
 def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
@@ -99,8 +110,10 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
     result = run_demo(participants=participants, seed=seed, out_dir=out_dir)
 
     def text(data: dict[str, Any]) -> str:
-        lines = [f"Demo trial {data['trial']} at sites {', '.join(data['sites'])}.",
-                 "Demo accounts (username / password / role):"]  # fmt: skip
+        lines = [
+            f"Demo trial {data['trial']} at sites {', '.join(data['sites'])}.",
+            "Demo accounts (username / password / role):",
+        ]
         lines += [f"  {a['username']:<14} {a['password']:<26} {a['role']}" for a in data["accounts"]]
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
@@ -115,7 +128,15 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the web app and API with gunicorn."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    argv = [str(gunicorn), "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--access-logfile", "-", "trials:create_app()"]  # fmt: skip
+    argv = [
+        str(gunicorn),
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "trials:create_app()",
+    ]
     click.echo(f"Serving on http://{host}:{port}")
     os.execv(argv[0], argv)

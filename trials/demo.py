@@ -48,9 +48,9 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
         by = services.SYSTEM
         audit.set_actor(session, services.actor_for(by, "cli"))
         existing_sites = {s.code for s in services.list_sites(session=session)}
-        for site in sites:
-            if site.code not in existing_sites:
-                services.create_site(site, session=session, by=by)
+        for new_site in sites:
+            if new_site.code not in existing_sites:
+                services.create_site(new_site, session=session, by=by)
         try:
             services.get_trial(trial_code, session=session)
         except InvalidInput:
@@ -60,16 +60,26 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
             try:
                 user = services.get_user(username, session=session)
             except NotFound:
-                services.create_user(UserCreate(username=username, printed_name=name, password=password),
-                                     session=session, by=by)  # fmt: skip
-                services.grant_role(username, GrantCreate(role=role, trial_code=trial, site_code=site),
-                                    session=session, by=by)  # fmt: skip
+                services.create_user(
+                    UserCreate(username=username, printed_name=name, password=password),
+                    session=session,
+                    by=by,
+                )
+                services.grant_role(
+                    username, GrantCreate(role=role, trial_code=trial, site_code=site), session=session, by=by
+                )
             else:
                 services.set_password(user, password, session=session, reason="demo password reset")
-            accounts.append({"username": username, "password": password, "role": role.value,
-                             "trial": trial, "site": site})  # fmt: skip
+            accounts.append(
+                {"username": username, "password": password, "role": role.value, "trial": trial, "site": site}
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"trial": trial_code, "sites": [s.code for s in sites], "participants": participants,
-               "seed": seed, "out_dir": str(out_dir)}  # fmt: skip
+    summary = {
+        "trial": trial_code,
+        "sites": [s.code for s in sites],
+        "participants": participants,
+        "seed": seed,
+        "out_dir": str(out_dir),
+    }
     (out_dir / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return {**summary, "accounts": accounts}

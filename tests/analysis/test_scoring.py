@@ -150,9 +150,7 @@ def test_phq9_item_10_never_added():
 
 def test_phq9_item_10_missing_does_not_block_or_prorate():
     result = prorated_total({**items_of(PHQ9, 2), 10: None}, PHQ9)
-    assert result == ScoreResult(
-        total=18, prorated=False, items_answered=9, severity="moderately severe"
-    )
+    assert result == ScoreResult(total=18, prorated=False, items_answered=9, severity="moderately severe")
 
 
 @pytest.mark.parametrize(("rule", "maximum"), [(PHQ9, 27), (PHQ8, 24), (GAD7, 21)])
@@ -447,9 +445,7 @@ def test_score_frame_never_adds_item_10():
 
 
 def test_score_frame_custom_columns_and_nullable_dtype():
-    frame = pd.DataFrame(
-        {f"GAD0{200 + i}": pd.array([3, None], dtype="Int64") for i in range(1, 8)}
-    )
+    frame = pd.DataFrame({f"GAD0{200 + i}": pd.array([3, None], dtype="Int64") for i in range(1, 8)})
     out = score_frame(frame, GAD7, item_columns={i: f"GAD0{200 + i}" for i in range(1, 8)})
     assert out["total"].tolist() == [21, pd.NA]
     assert out["items_answered"].tolist() == [7, 0]
@@ -579,9 +575,7 @@ def test_property_prorated_total(case):
         assert result.severity == severity_band(result.total, rule)
         assert result.total == round_half_up(sum(answered) / len(answered) * rule.n_scored)
         # Prorating never lands further than half a point from the exact rescaled mean.
-        assert abs(
-            result.total - Fraction(sum(answered), len(answered)) * rule.n_scored
-        ) <= Fraction(1, 2)
+        assert abs(result.total - Fraction(sum(answered), len(answered)) * rule.n_scored) <= Fraction(1, 2)
     if result.prorated:
         assert rule.min_answered <= len(answered) < rule.n_scored
         assert all(items[i] is not None for i in rule.required_items)

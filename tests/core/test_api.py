@@ -18,8 +18,9 @@ NEW_USER = {"username": "bob", "printed_name": "Bob Builder", "password": "a lon
 
 
 def token_for(session: Session, principal: Principal, scope: str = "write") -> dict[str, str]:
-    _token, secret = services.create_token(TokenCreate(name=f"{scope} token", scope=scope), session=session,
-                                           by=principal)  # fmt: skip
+    _token, secret = services.create_token(
+        TokenCreate(name=f"{scope} token", scope=scope), session=session, by=principal
+    )
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -105,10 +106,14 @@ def test_document_describes_bodies_errors_and_security(client: Any) -> None:
 # -- validation ------------------------------------------------------------------------------------------
 
 
-def test_invalid_site_is_422_with_field_errors(client: Any, session: Session, headers: dict[str, str]) -> None:
+def test_invalid_site_is_422_with_field_errors(
+    client: Any, session: Session, headers: dict[str, str]
+) -> None:
     before = counts(session)
-    body = problem(client.post("/api/v1/sites", json={"code": "lon", "name": "London", "country": 5},
-                               headers=headers), 422)  # fmt: skip
+    body = problem(
+        client.post("/api/v1/sites", json={"code": "lon", "name": "London", "country": 5}, headers=headers),
+        422,
+    )
     errors = field_errors(body)
     assert errors == {"code": "string_pattern_mismatch", "country": "string_type"}
     assert counts(session) == before
@@ -116,17 +121,26 @@ def test_invalid_site_is_422_with_field_errors(client: Any, session: Session, he
 
 def test_missing_and_unknown_fields_are_named(client: Any, headers: dict[str, str]) -> None:
     body = problem(client.post("/api/v1/sites", json={"code": "PAR", "colour": "red"}, headers=headers), 422)
-    assert field_errors(body) == {"name": "missing", "country": "missing", "colour": "extra_forbidden"}
+    assert field_errors(body) == {
+        "name": "missing",
+        "country": "missing",
+        "colour": "extra_forbidden",
+    }
 
 
 @pytest.mark.parametrize(
-    ("value", "rule"), [(5, "string_type"), (True, "string_type"), (None, "string_type"), (["FR"], "string_type")]
+    ("value", "rule"),
+    [(5, "string_type"), (True, "string_type"), (None, "string_type"), (["FR"], "string_type")],
 )
 def test_values_of_the_wrong_type_are_not_coerced(
     client: Any, session: Session, headers: dict[str, str], value: Any, rule: str
 ) -> None:
-    body = problem(client.post("/api/v1/sites", json={"code": "PAR", "name": "Paris", "country": value},
-                               headers=headers), 422)  # fmt: skip
+    body = problem(
+        client.post(
+            "/api/v1/sites", json={"code": "PAR", "name": "Paris", "country": value}, headers=headers
+        ),
+        422,
+    )
     assert field_errors(body) == {"country": rule}
     assert session.scalar(select(Site.id).where(Site.code == "PAR")) is None
 
@@ -146,10 +160,14 @@ def test_short_password_is_422(client: Any, session: Session, headers: dict[str,
     assert counts(session) == before
 
 
-def test_password_containing_the_username_is_422(client: Any, session: Session, headers: dict[str, str]) -> None:
+def test_password_containing_the_username_is_422(
+    client: Any, session: Session, headers: dict[str, str]
+) -> None:
     before = counts(session)
-    body = problem(client.post("/api/v1/users", json={**NEW_USER, "password": "bob-is-my-password"},
-                               headers=headers), 422)  # fmt: skip
+    body = problem(
+        client.post("/api/v1/users", json={**NEW_USER, "password": "bob-is-my-password"}, headers=headers),
+        422,
+    )
     assert field_errors(body) == {"password": "contains_username"}
     assert counts(session) == before
 
@@ -173,11 +191,18 @@ def test_body_that_is_not_a_json_object_is_422(
     assert counts(session) == before
 
 
-def test_grant_with_unknown_trial_names_the_field(client: Any, session: Session, headers: dict[str, str],
-                                                  make_user: Any) -> None:  # fmt: skip
+def test_grant_with_unknown_trial_names_the_field(
+    client: Any, session: Session, headers: dict[str, str], make_user: Any
+) -> None:
     make_user("ann")
-    body = problem(client.post("/api/v1/users/ann/grants", json={"role": "coordinator", "trial_code": "NOPE",
-                                                                 "site_code": "LON"}, headers=headers), 422)  # fmt: skip
+    body = problem(
+        client.post(
+            "/api/v1/users/ann/grants",
+            json={"role": "coordinator", "trial_code": "NOPE", "site_code": "LON"},
+            headers=headers,
+        ),
+        422,
+    )
     assert field_errors(body) == {"trial_code": "exists"}
     body = problem(client.post("/api/v1/users/ann/grants", json={"role": "wizard"}, headers=headers), 422)
     assert field_errors(body) == {"role": "enum"}
@@ -200,8 +225,12 @@ def test_a_422_stores_nothing(client: Any, session: Session, headers: dict[str, 
 
 def test_duplicate_site_code_is_409(client: Any, session: Session, headers: dict[str, str]) -> None:
     before = counts(session)
-    body = problem(client.post("/api/v1/sites", json={"code": "LON", "name": "Another London", "country": "GB"},
-                               headers=headers), 409)  # fmt: skip
+    body = problem(
+        client.post(
+            "/api/v1/sites", json={"code": "LON", "name": "Another London", "country": "GB"}, headers=headers
+        ),
+        409,
+    )
     assert field_errors(body) == {"code": "unique"}
     assert counts(session) == before
 
@@ -245,10 +274,20 @@ def test_user_created_through_the_api_is_audited_as_the_admin(
     user = session.scalars(select(User).where(User.username == "bob")).one()
     assert str(user.id) == created["id"]
     rows = session.scalars(select(AuditEntry).where(AuditEntry.record_id == str(user.id))).all()
-    assert {e.field for e in rows} >= {"username", "printed_name", "email", "password_hash", "is_active"}
+    assert {e.field for e in rows} >= {
+        "username",
+        "printed_name",
+        "email",
+        "password_hash",
+        "is_active",
+    }
     for entry in rows:
         assert (entry.action, entry.table_name) == ("insert", "user_account")
-        assert (entry.user_id, entry.username, entry.printed_name) == (admin[0].id, "adam", "Adam Admin")
+        assert (entry.user_id, entry.username, entry.printed_name) == (
+            admin[0].id,
+            "adam",
+            "Adam Admin",
+        )
         assert (entry.channel, entry.role) == ("api", "admin")
         assert NEW_USER["password"] not in (entry.new_value or "")
     by_field = {e.field: e.new_value for e in rows}
@@ -260,19 +299,36 @@ def test_granting_a_role_through_the_api_is_audited(
     client: Any, session: Session, headers: dict[str, str], make_user: Any
 ) -> None:
     make_user("ann")
-    response = client.post("/api/v1/users/ann/grants", json={"role": "coordinator", "trial_code": "MOOD-CBT",
-                                                              "site_code": "LON"}, headers=headers)  # fmt: skip
+    response = client.post(
+        "/api/v1/users/ann/grants",
+        json={"role": "coordinator", "trial_code": "MOOD-CBT", "site_code": "LON"},
+        headers=headers,
+    )
     assert response.status_code == 201, response.get_json()
     grant = response.get_json()["grants"][0]
-    assert (grant["role"], grant["trial_code"], grant["site_code"]) == ("coordinator", "MOOD-CBT", "LON")
+    assert (grant["role"], grant["trial_code"], grant["site_code"]) == (
+        "coordinator",
+        "MOOD-CBT",
+        "LON",
+    )
     session.expire_all()
     rows = session.scalars(select(AuditEntry).where(AuditEntry.record_id == grant["id"])).all()
     assert {e.field: e.new_value for e in rows}["role"] == '"coordinator"'
-    assert {(e.table_name, e.username, e.channel, e.role) for e in rows} == {("role_grant", "adam", "api", "admin")}
+    assert {(e.table_name, e.username, e.channel, e.role) for e in rows} == {
+        ("role_grant", "adam", "api", "admin")
+    }
 
-    problem(client.post("/api/v1/users/ann/grants", json={"role": "coordinator", "trial_code": "MOOD-CBT",
-                                                          "site_code": "LON"}, headers=headers), 409)  # fmt: skip
-    revoked = client.post(f"/api/v1/grants/{grant['id']}/revoke", json={"reason": "moved to Paris"}, headers=headers)
+    problem(
+        client.post(
+            "/api/v1/users/ann/grants",
+            json={"role": "coordinator", "trial_code": "MOOD-CBT", "site_code": "LON"},
+            headers=headers,
+        ),
+        409,
+    )
+    revoked = client.post(
+        f"/api/v1/grants/{grant['id']}/revoke", json={"reason": "moved to Paris"}, headers=headers
+    )
     assert revoked.status_code == 204
     session.expire_all()
     deleted = session.scalars(

@@ -32,8 +32,18 @@ def test_insert_writes_an_entry_per_field_with_who_and_when(session: Session) ->
     rows = entries(session, record_id=str(site.id))
     assert {r.field for r in rows} == {"id", "code", "name", "country", "created_at"}
     name = next(r for r in rows if r.field == "name")
-    assert (name.action, name.table_name, name.old_value, name.new_value) == ("insert", "site", None, '"London Clinic"')
-    assert (name.username, name.printed_name, name.role, name.channel) == ("alice", "Alice Example", "admin", "cli")
+    assert (name.action, name.table_name, name.old_value, name.new_value) == (
+        "insert",
+        "site",
+        None,
+        '"London Clinic"',
+    )
+    assert (name.username, name.printed_name, name.role, name.channel) == (
+        "alice",
+        "Alice Example",
+        "admin",
+        "cli",
+    )
     assert name.occurred_at.utcoffset().total_seconds() == 0
 
 
@@ -54,7 +64,11 @@ def test_update_needs_a_reason_and_records_old_and_new(session: Session) -> None
         site.name = "Manchester Royal"
     change = entries(session, record_id=str(site.id), action="update")
     assert len(change) == 1
-    assert (change[0].field, change[0].old_value, change[0].new_value) == ("name", '"Manchester"', '"Manchester Royal"')
+    assert (change[0].field, change[0].old_value, change[0].new_value) == (
+        "name",
+        '"Manchester"',
+        '"Manchester Royal"',
+    )
     assert change[0].reason == "site renamed by sponsor letter"
 
 
@@ -87,8 +101,9 @@ def test_a_blank_reason_is_refused(session: Session) -> None:
 
 def test_secrets_are_redacted_and_bookkeeping_is_not_audited(session: Session) -> None:
     password = "a long enough password"
-    user = services.create_user(UserCreate(username="bob", printed_name="Bob", password=password),
-                                session=session, by=services.SYSTEM)  # fmt: skip
+    user = services.create_user(
+        UserCreate(username="bob", printed_name="Bob", password=password), session=session, by=services.SYSTEM
+    )
     rows = entries(session, record_id=str(user.id))
     assert {r.field: r.new_value for r in rows}["password_hash"] == json.dumps(audit.REDACTED)
     assert not any(user.password_hash in (r.new_value or "") for r in rows)
@@ -143,12 +158,15 @@ def test_bulk_insert_audits_every_row(session: Session) -> None:
 
 def test_the_chain_verifies_and_links(session: Session) -> None:
     for code in ("AAA", "BBB"):
-        services.create_site(SiteCreate(code=code, name=code, country="GB"), session=session, by=services.SYSTEM)
+        services.create_site(
+            SiteCreate(code=code, name=code, country="GB"), session=session, by=services.SYSTEM
+        )
     rows = entries(session)
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(rows, rows[1:], strict=False))
     report = audit.verify_chain(session.connection())
-    assert report.ok and report.entries_checked == len(rows)
+    assert report.ok
+    assert report.entries_checked == len(rows)
 
 
 def test_concurrent_writers_extend_one_chain(fresh_database_url: str) -> None:
@@ -181,14 +199,29 @@ def test_concurrent_writers_extend_one_chain(fresh_database_url: str) -> None:
 
 
 def test_user_changes_are_audited_with_the_acting_admin(session: Session) -> None:
-    admin = services.create_user(UserCreate(username="root1", printed_name="Root One", password="x" * 14),
-                                 session=session, by=services.SYSTEM)  # fmt: skip
+    admin = services.create_user(
+        UserCreate(username="root1", printed_name="Root One", password="x" * 14),
+        session=session,
+        by=services.SYSTEM,
+    )
     del admin
     services.grant_role("root1", GrantCreate(role=Role.ADMIN), session=session, by=services.SYSTEM)
-    principal = services.load_principal(session.exec(select(User).where(User.username == "root1")).one(), session=session)
+    principal = services.load_principal(
+        session.exec(select(User).where(User.username == "root1")).one(), session=session
+    )
     audit.set_actor(session, services.actor_for(principal, "web"))
-    services.create_user(UserCreate(username="carl", printed_name="Carl", password="y" * 14), session=session, by=principal)
+    services.create_user(
+        UserCreate(username="carl", printed_name="Carl", password="y" * 14),
+        session=session,
+        by=principal,
+    )
     services.set_active("carl", False, session=session, by=principal, reason="left the study team")
     row = entries(session, table_name="user_account", field="is_active")[-1]
     assert (row.username, row.role, row.channel, row.old_value, row.new_value, row.reason) == (
-        "root1", "admin", "web", "true", "false", "left the study team")  # fmt: skip
+        "root1",
+        "admin",
+        "web",
+        "true",
+        "false",
+        "left the study team",
+    )

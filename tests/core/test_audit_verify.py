@@ -16,8 +16,9 @@ from trials.core.db import make_engine
 
 
 def run_verify(url: str) -> tuple[int, dict[str, object]]:
-    result = CliRunner().invoke(main, ["audit", "verify", "--json"],
-                                env={"TRIALS_DATABASE_URL": url, "TRIALS_ENV": "testing"})  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["audit", "verify", "--json"], env={"TRIALS_DATABASE_URL": url, "TRIALS_ENV": "testing"}
+    )
     return result.exit_code, json.loads(result.output)
 
 
@@ -27,8 +28,11 @@ def populated(fresh_database_url: str) -> str:
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system("cli"))
         for code in ("LON", "MAN"):
-            services.create_site(SiteCreate(code=code, name=f"{code} clinic", country="GB"),
-                                 session=session, by=services.SYSTEM)  # fmt: skip
+            services.create_site(
+                SiteCreate(code=code, name=f"{code} clinic", country="GB"),
+                session=session,
+                by=services.SYSTEM,
+            )
         session.commit()
     engine.dispose()
     return fresh_database_url
@@ -55,26 +59,49 @@ def _disable_guards(conn: Connection) -> None:
 def test_an_untouched_trail_verifies(populated: str) -> None:
     code, report = run_verify(populated)
     assert code == 0
-    assert report["ok"] is True and report["entries_checked"] == 10
+    assert report["ok"] is True
+    assert report["entries_checked"] == 10
 
 
 TAMPERING: list[tuple[str, Callable[[], tuple[str, ...]], int, str]] = [
-    ("changed value", lambda: ("UPDATE audit_entry SET new_value = '\"Elsewhere\"' WHERE seq = 4",), 4,
-     "does not match its hash"),
-    ("changed reason", lambda: ("UPDATE audit_entry SET reason = 'backdated' WHERE seq = 7",), 7,
-     "does not match its hash"),
+    (
+        "changed value",
+        lambda: ("UPDATE audit_entry SET new_value = '\"Elsewhere\"' WHERE seq = 4",),
+        4,
+        "does not match its hash",
+    ),
+    (
+        "changed reason",
+        lambda: ("UPDATE audit_entry SET reason = 'backdated' WHERE seq = 7",),
+        7,
+        "does not match its hash",
+    ),
     ("deleted entry", lambda: ("DELETE FROM audit_entry WHERE seq = 5",), 5, "missing"),
     ("deleted last entry", lambda: ("DELETE FROM audit_entry WHERE seq = 10",), 10, "missing"),
-    ("reordered entries", lambda: ("UPDATE audit_entry SET seq = -3 WHERE seq = 3",
-                                   "UPDATE audit_entry SET seq = 3 WHERE seq = 6",
-                                   "UPDATE audit_entry SET seq = 6 WHERE seq = -3"), 3, "does not"),
-    ("recomputed hash of a changed entry", lambda: (
-        "UPDATE audit_entry SET new_value = '\"GB\"', hash = 'ab' || substr(hash, 3) WHERE seq = 2",), 2,
-     "does not match its hash"),
-]  # fmt: skip
+    (
+        "reordered entries",
+        lambda: (
+            "UPDATE audit_entry SET seq = -3 WHERE seq = 3",
+            "UPDATE audit_entry SET seq = 3 WHERE seq = 6",
+            "UPDATE audit_entry SET seq = 6 WHERE seq = -3",
+        ),
+        3,
+        "does not",
+    ),
+    (
+        "recomputed hash of a changed entry",
+        lambda: (
+            "UPDATE audit_entry SET new_value = '\"GB\"', hash = 'ab' || substr(hash, 3) WHERE seq = 2",
+        ),
+        2,
+        "does not match its hash",
+    ),
+]
 
 
-@pytest.mark.parametrize(("case", "statements", "broken", "problem"), TAMPERING, ids=[t[0] for t in TAMPERING])
+@pytest.mark.parametrize(
+    ("case", "statements", "broken", "problem"), TAMPERING, ids=[t[0] for t in TAMPERING]
+)
 def test_tampering_is_detected_and_named(
     populated: str, case: str, statements: Callable[[], tuple[str, ...]], broken: int, problem: str
 ) -> None:
@@ -88,6 +115,8 @@ def test_tampering_is_detected_and_named(
 
 def test_verify_text_output_names_the_entry(populated: str) -> None:
     tamper(populated, "UPDATE audit_entry SET old_value = 'null', new_value = '\"x\"' WHERE seq = 6")
-    result = CliRunner().invoke(main, ["audit", "verify"], env={"TRIALS_DATABASE_URL": populated, "TRIALS_ENV": "testing"})
+    result = CliRunner().invoke(
+        main, ["audit", "verify"], env={"TRIALS_DATABASE_URL": populated, "TRIALS_ENV": "testing"}
+    )
     assert result.exit_code == 1
     assert "BROKEN at entry #6" in result.output

@@ -23,8 +23,9 @@ WRONG = "not the right password at all"
 
 def token_for(session: Session, principal: Principal, scope: str = "write") -> dict[str, str]:
     """An Authorization header with a new API token of `principal`."""
-    _token, secret = services.create_token(TokenCreate(name=f"{scope} token", scope=scope), session=session,
-                                           by=principal)  # fmt: skip
+    _token, secret = services.create_token(
+        TokenCreate(name=f"{scope} token", scope=scope), session=session, by=principal
+    )
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -66,7 +67,10 @@ def world(make_site: Any, make_trial: Any, make_user: Any) -> dict[str, Any]:
     """A site, a trial, an admin and a coordinator."""
     make_site()
     make_trial()
-    return {"admin": make_user("adam", "admin"), "coordinator": make_user("ann", "coordinator:MOOD-CBT:LON")}
+    return {
+        "admin": make_user("adam", "admin"),
+        "coordinator": make_user("ann", "coordinator:MOOD-CBT:LON"),
+    }
 
 
 # -- anonymous requests -----------------------------------------------------------------------
@@ -79,7 +83,12 @@ def test_anonymous_web_request_is_sent_to_sign_in(client: Any, path: str) -> Non
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/v1/me"), ("GET", "/api/v1/users"), ("POST", "/api/v1/sites"), ("GET", "/api/v1/audit")],
+    [
+        ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/sites"),
+        ("GET", "/api/v1/audit"),
+    ],
 )
 def test_anonymous_api_request_gets_401(client: Any, method: str, path: str) -> None:
     response = client.open(path, method=method, json={"code": "PAR", "name": "Paris", "country": "FR"})
@@ -107,7 +116,12 @@ def test_coordinator_gets_403_on_admin_pages(client: Any, world: dict[str, Any],
 
 ADMIN_ROUTES = [
     ("GET", "/api/v1/users", None, 200),
-    ("POST", "/api/v1/users", {"username": "bob", "printed_name": "Bob", "password": "a long passphrase"}, 201),
+    (
+        "POST",
+        "/api/v1/users",
+        {"username": "bob", "printed_name": "Bob", "password": "a long passphrase"},
+        201,
+    ),
     ("POST", "/api/v1/sites", {"code": "PAR", "name": "Paris Clinic", "country": "FR"}, 201),
     ("GET", "/api/v1/audit/verify", None, 200),
 ]
@@ -115,7 +129,13 @@ ADMIN_ROUTES = [
 
 @pytest.mark.parametrize(("method", "path", "body", "_ok"), ADMIN_ROUTES)
 def test_coordinator_write_token_gets_403_on_admin_api(
-    client: Any, session: Session, world: dict[str, Any], method: str, path: str, body: Any, _ok: int
+    client: Any,
+    session: Session,
+    world: dict[str, Any],
+    method: str,
+    path: str,
+    body: Any,
+    _ok: int,
 ) -> None:
     """A write-scope token never exceeds its user's rights."""
     _user, coordinator = world["coordinator"]
@@ -145,7 +165,9 @@ def test_admin_token_may_use_admin_api(
         assert response.get_json()["ok"] is True
 
 
-def test_read_token_of_admin_reads_but_does_not_write(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_read_token_of_admin_reads_but_does_not_write(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     _user, admin = world["admin"]
     headers = token_for(session, admin, "read")
     response = client.get("/api/v1/users", headers=headers)
@@ -155,8 +177,9 @@ def test_read_token_of_admin_reads_but_does_not_write(client: Any, session: Sess
     assert [t["code"] for t in client.get("/api/v1/trials", headers=headers).get_json()] == ["MOOD-CBT"]
     body = {"username": "bob", "printed_name": "Bob", "password": "a long passphrase"}
     assert_problem(client.post("/api/v1/users", json=body, headers=headers), 403)
-    assert_problem(client.post("/api/v1/sites", json={"code": "PAR", "name": "P", "country": "FR"}, headers=headers),
-                   403)  # fmt: skip
+    assert_problem(
+        client.post("/api/v1/sites", json={"code": "PAR", "name": "P", "country": "FR"}, headers=headers), 403
+    )
     assert session.scalar(select(User.id).where(User.username == "bob")) is None
 
 
@@ -166,15 +189,24 @@ def test_read_token_of_admin_reads_but_does_not_write(client: Any, session: Sess
 def create_token_on_account_page(client: Any, scope: str = "read") -> str:
     page = client.get("/account")
     assert page.status_code == 200
-    response = client.post("/account", data={"csrf_token": csrf_token(page.get_data(as_text=True)),
-                                             "name": "laptop", "scope": scope, "expires_in_days": "30"})  # fmt: skip
+    response = client.post(
+        "/account",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "name": "laptop",
+            "scope": scope,
+            "expires_in_days": "30",
+        },
+    )
     assert response.status_code == 200
     match = re.search(r'id="new-token">([^<]+)<', response.get_data(as_text=True))
     assert match, "the new token is not shown"
     return match.group(1).strip()
 
 
-def test_token_from_account_page_works_until_revoked(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_token_from_account_page_works_until_revoked(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     user, _ = world["coordinator"]
     assert sign_in(client, "ann").status_code == 302
     secret = create_token_on_account_page(client, scope="write")
@@ -200,13 +232,16 @@ def test_token_from_account_page_works_until_revoked(client: Any, session: Sessi
     assert token.last_used_at is not None
 
     page = client.get("/account")
-    revoked = client.post(f"/account/tokens/{token.id}/revoke",
-                          data={"csrf_token": csrf_token(page.get_data(as_text=True))})  # fmt: skip
+    revoked = client.post(
+        f"/account/tokens/{token.id}/revoke", data={"csrf_token": csrf_token(page.get_data(as_text=True))}
+    )
     assert revoked.status_code == 302
     session.expire_all()
     assert session.get(ApiToken, token.id).revoked_at is not None  # type: ignore[union-attr]
     change = entries(session, record_id=token.id, action="update")
-    assert [(e.field, e.reason, e.username) for e in change] == [("revoked_at", "revoked by its owner", "ann")]
+    assert [(e.field, e.reason, e.username) for e in change] == [
+        ("revoked_at", "revoked by its owner", "ann")
+    ]
 
     assert_problem(api.get("/api/v1/me", headers=bearer), 401)
 
@@ -220,13 +255,16 @@ def test_token_cannot_be_revoked_without_csrf(client: Any, session: Session, wor
     assert session.get(ApiToken, token.id).revoked_at is None  # type: ignore[union-attr]
 
 
-def test_token_of_another_user_cannot_be_revoked(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_token_of_another_user_cannot_be_revoked(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     _user, admin = world["admin"]
     token, _secret = services.create_token(TokenCreate(name="t"), session=session, by=admin)
     assert sign_in(client, "ann").status_code == 302
     page = client.get("/account")
-    response = client.post(f"/account/tokens/{token.id}/revoke",
-                           data={"csrf_token": csrf_token(page.get_data(as_text=True))})  # fmt: skip
+    response = client.post(
+        f"/account/tokens/{token.id}/revoke", data={"csrf_token": csrf_token(page.get_data(as_text=True))}
+    )
     assert response.status_code == 404
     session.expire_all()
     assert session.get(ApiToken, token.id).revoked_at is None  # type: ignore[union-attr]
@@ -338,7 +376,9 @@ def test_sign_out_without_csrf_is_refused(client: Any, session: Session, world: 
     assert entries(session, action="sign_out") == []
 
 
-def test_token_form_without_csrf_creates_nothing(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_token_form_without_csrf_creates_nothing(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     assert sign_in(client, "ann").status_code == 302
     response = client.post("/account", data={"name": "laptop", "scope": "write", "expires_in_days": "30"})
     assert response.status_code == 400
@@ -371,7 +411,11 @@ def test_sign_in_and_out_are_audited(client: Any, session: Session, world: dict[
 
 def test_sign_in_goes_to_next_but_never_off_site(client: Any, world: dict[str, Any]) -> None:
     page = client.get("/sign-in")
-    data = {"username": "ann", "password": PASSWORD, "csrf_token": csrf_token(page.get_data(as_text=True))}
+    data = {
+        "username": "ann",
+        "password": PASSWORD,
+        "csrf_token": csrf_token(page.get_data(as_text=True)),
+    }
     response = client.post("/sign-in?next=/account", data=data)
     assert response.headers["Location"].endswith("/account")
     client.post("/sign-out", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))})
@@ -398,7 +442,9 @@ def test_disabled_user_cannot_sign_in(client: Any, session: Session, world: dict
     assert_sent_to_sign_in(client.get("/"))
 
 
-def test_five_failures_do_not_lock_and_the_sixth_does(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_five_failures_do_not_lock_and_the_sixth_does(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     user, _ = world["coordinator"]
     for attempt in range(1, 6):
         assert sign_in(client, "ann", WRONG).status_code == 401
@@ -443,7 +489,9 @@ def test_admin_unlock_lets_the_user_in_again(client: Any, session: Session, worl
     api = client.application.test_client()
     headers = token_for(session, admin, "write")
     assert_problem(api.post("/api/v1/users/ann/unlock", json={}, headers=headers), 422)
-    response = api.post("/api/v1/users/ann/unlock", json={"reason": "identity confirmed by phone"}, headers=headers)
+    response = api.post(
+        "/api/v1/users/ann/unlock", json={"reason": "identity confirmed by phone"}, headers=headers
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["locked"] is False
     fresh = reload(session, user)
@@ -452,15 +500,20 @@ def test_admin_unlock_lets_the_user_in_again(client: Any, session: Session, worl
     unlock = [e for e in entries(session, record_id=user.id, action="update") if e.field == "locked_at"][-1]
     assert unlock.new_value is None
     assert (unlock.reason, unlock.username, unlock.channel, unlock.role) == (
-        "identity confirmed by phone", "adam", "api", "admin",
-    )  # fmt: skip
+        "identity confirmed by phone",
+        "adam",
+        "api",
+        "admin",
+    )
 
     assert_problem(api.post("/api/v1/users/ann/unlock", json={"reason": "again"}, headers=headers), 409)
     assert sign_in(client, "ann").status_code == 302
     assert client.get("/").status_code == 200
 
 
-def test_a_correct_password_resets_the_failure_count(client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_a_correct_password_resets_the_failure_count(
+    client: Any, session: Session, world: dict[str, Any]
+) -> None:
     user, _ = world["coordinator"]
     for _ in range(5):
         assert sign_in(client, "ann", WRONG).status_code == 401
@@ -474,7 +527,9 @@ def test_a_correct_password_resets_the_failure_count(client: Any, session: Sessi
     assert fresh.locked_at is None
 
 
-def test_lockout_threshold_is_configurable(app: Any, client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_lockout_threshold_is_configurable(
+    app: Any, client: Any, session: Session, world: dict[str, Any]
+) -> None:
     user, _ = world["coordinator"]
     app.config["LOCKOUT_THRESHOLD"] = 2
     assert sign_in(client, "ann", WRONG).status_code == 401
@@ -485,7 +540,9 @@ def test_lockout_threshold_is_configurable(app: Any, client: Any, session: Sessi
 # -- session lifetime -----------------------------------------------------------------------------
 
 
-def test_idle_session_is_ended_by_config(app: Any, client: Any, session: Session, world: dict[str, Any]) -> None:
+def test_idle_session_is_ended_by_config(
+    app: Any, client: Any, session: Session, world: dict[str, Any]
+) -> None:
     assert sign_in(client, "ann").status_code == 302
     assert client.get("/account").status_code == 200
     app.config["SESSION_IDLE_MINUTES"] = 0
@@ -517,8 +574,11 @@ def test_disabling_or_locking_a_user_ends_their_web_session(
     assert client.get("/").status_code == 200
     if via == "disable":
         api = client.application.test_client()
-        response = api.post("/api/v1/users/ann/disable", json={"reason": "left the study team"},
-                            headers=token_for(session, admin, "write"))  # fmt: skip
+        response = api.post(
+            "/api/v1/users/ann/disable",
+            json={"reason": "left the study team"},
+            headers=token_for(session, admin, "write"),
+        )
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["is_active"] is False
         assert reload(session, user).is_active is False

@@ -8,14 +8,18 @@ from trials import create_app
 from trials.core.config import ConfigurationError
 
 
-def test_production_refuses_to_start_without_a_secret_key(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_refuses_to_start_without_a_secret_key(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("TRIALS_SECRET_KEY", raising=False)
     monkeypatch.setenv("TRIALS_DATABASE_URL", f"sqlite:///{tmp_path}/x.sqlite")
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
         create_app()
 
 
-def test_prefixed_environment_variables_configure_the_app(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefixed_environment_variables_configure_the_app(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRIALS_SECRET_KEY", "from-the-environment")
     monkeypatch.setenv("TRIALS_DATABASE_URL", f"sqlite:///{tmp_path}/env.sqlite")
     monkeypatch.setenv("TRIALS_SESSION_IDLE_MINUTES", "15")

@@ -93,9 +93,7 @@ def _drop_crisis_strategy(data: Data) -> None:
 
 
 def _append_undeclared_strategy(data: Data) -> None:
-    data["estimands"][0]["intercurrent_events"].append(
-        {"event": "RESCUE", "strategy": "hypothetical"}
-    )
+    data["estimands"][0]["intercurrent_events"].append({"event": "RESCUE", "strategy": "hypothetical"})
 
 
 def _insert_unknown_hierarchy_endpoint(data: Data) -> None:
@@ -221,12 +219,8 @@ INVALID_CASES: list[InvalidCase] = [
         "arms[2].code",
         "duplicate_code",
     ),
-    InvalidCase(
-        "duplicate_visit_codes", _set("visits.1.code", "W04"), "visits[2].code", "duplicate_code"
-    ),
-    InvalidCase(
-        "duplicate_site_codes", _set("sites.2.code", "LDS"), "sites[2].code", "duplicate_code"
-    ),
+    InvalidCase("duplicate_visit_codes", _set("visits.1.code", "W04"), "visits[2].code", "duplicate_code"),
+    InvalidCase("duplicate_site_codes", _set("sites.2.code", "LDS"), "sites[2].code", "duplicate_code"),
     InvalidCase(
         "overlapping_visit_windows",
         _set("visits.4.window_before", 10),  # W08 from day 46; W06 runs to day 47

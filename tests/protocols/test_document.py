@@ -62,9 +62,7 @@ def test_example_validates() -> None:
     assert doc.baseline_visit.code == "BL"
     primary = doc.estimand(doc.sap.primary_analysis.estimand)
     assert {s.strategy for s in primary.intercurrent_events} == {"treatment_policy"}
-    assert {s.event for s in primary.intercurrent_events} == {
-        e.code for e in doc.intercurrent_events
-    }
+    assert {s.event for s in primary.intercurrent_events} == {e.code for e in doc.intercurrent_events}
     assert doc.sap.testing_hierarchy.procedure == "fixed_sequence"
     # omitted sections carry the DOMAIN.md defaults
     assert doc.sap.prorating.rules["PHQ-9"].min_items_answered == 7
@@ -199,9 +197,9 @@ def test_canonical_json_is_compact_sorted_utf8() -> None:
     text = raw.decode("utf-8")
     reparsed = json.loads(text)
     # a fixed point of sorted, compact, non-ASCII-escaping JSON
-    assert raw == json.dumps(
-        reparsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    assert raw == json.dumps(reparsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
     assert text.startswith('{"arms":[{"allocation_ratio":1,')
     assert reparsed["sap"]["alpha"] == 0.05
     assert '"alpha":0.05' in text
@@ -309,12 +307,8 @@ def test_diff_reordered_arms_is_empty() -> None:
 def test_diff_added_site() -> None:
     site = {"code": "OXF", "name": "Oxford Digital Mental Health Clinic", "country": "GB"}
     new = parse_protocol(mutated(lambda d: d["sites"].append(site)))
-    assert diff_documents(load_example_protocol(), new) == [
-        FieldChange("sites[OXF]", None, site, "added")
-    ]
-    assert diff_documents(new, load_example_protocol()) == [
-        FieldChange("sites[OXF]", site, None, "removed")
-    ]
+    assert diff_documents(load_example_protocol(), new) == [FieldChange("sites[OXF]", None, site, "added")]
+    assert diff_documents(new, load_example_protocol()) == [FieldChange("sites[OXF]", site, None, "removed")]
 
 
 def test_diff_positional_list_and_default() -> None:

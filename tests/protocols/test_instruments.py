@@ -85,9 +85,7 @@ def test_phq9_items():
     assert texts[5].startswith("Feeling bad about yourself - or that you are a failure")
     assert texts[6].startswith("Trouble concentrating on things")
     assert texts[7].startswith("Moving or speaking so slowly that other people could have noticed")
-    assert texts[8] == (
-        "Thoughts that you would be better off dead or of hurting yourself in some way"
-    )
+    assert texts[8] == ("Thoughts that you would be better off dead or of hurting yourself in some way")
     assert texts[9].startswith("If you checked off any problems, how difficult")
     assert PHQ9_I.item(9).short_name == "self_harm"
     assert PHQ9_I.item(10).short_name == "difficulty"

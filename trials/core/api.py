@@ -44,7 +44,9 @@ def parse_body(model: type[BaseModel]) -> Any:
     """The request's JSON body validated by `model`, or InvalidInput naming each field."""
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
-        raise InvalidInput.field("body", "json_object", "body: must be a JSON object (Content-Type: application/json)")
+        raise InvalidInput.field(
+            "body", "json_object", "body: must be a JSON object (Content-Type: application/json)"
+        )
     try:
         # JSON-mode validation: strict about numbers and booleans, yet reads enums, dates and
         # UUIDs from their JSON strings.
@@ -90,10 +92,17 @@ def operation(
             return out
 
         wrapper._openapi = {  # type: ignore[attr-defined]
-            "method": method.lower(), "summary": summary, "tag": tag, "body": body,
-            "response": response, "status": status, "errors": errors, "query": query or {},
-            "public": public, "operation_id": view.__name__,
-        }  # fmt: skip
+            "method": method.lower(),
+            "summary": summary,
+            "tag": tag,
+            "body": body,
+            "response": response,
+            "status": status,
+            "errors": errors,
+            "query": query or {},
+            "public": public,
+            "operation_id": view.__name__,
+        }
         blueprint.add_url_rule(rule, view_func=wrapper, methods=[method])
         return wrapper
 
@@ -119,15 +128,25 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             "type": "object",
             "required": ["type", "title", "status", "detail"],
             "properties": {
-                "type": {"type": "string"}, "title": {"type": "string"},
-                "status": {"type": "integer"}, "detail": {"type": "string"},
-                "errors": {"type": "array", "items": {
-                    "type": "object", "required": ["field", "rule", "message"],
-                    "properties": {"field": {"type": "string"}, "rule": {"type": "string"},
-                                   "message": {"type": "string"}}}},
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["field", "rule", "message"],
+                        "properties": {
+                            "field": {"type": "string"},
+                            "rule": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
             },
         }
-    }  # fmt: skip
+    }
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         meta = getattr(app.view_functions.get(rule.endpoint), "_openapi", None)
@@ -135,14 +154,23 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             continue
         path = _CONVERTER.sub(r"{\2}", rule.rule)
         parameters = [
-            {"name": name, "in": "path", "required": True,
-             "schema": _PARAM_SCHEMAS.get(conv or "", {"type": "string"})}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": _PARAM_SCHEMAS.get(conv or "", {"type": "string"}),
+            }
             for conv, name in _CONVERTER.findall(rule.rule)
         ] + [
-            {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
-             "description": text}
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": text,
+            }
             for name, text in meta["query"].items()
-        ]  # fmt: skip
+        ]
         op: dict[str, Any] = {
             "operationId": meta["operation_id"],
             "summary": meta["summary"],

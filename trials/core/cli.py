@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from trials.core.accounts.permissions import Principal
 
+
 class AppLoader:
     """Builds the Flask app on first use (not for `--help`), and closes its connections."""
 
@@ -49,9 +50,12 @@ def with_app(command: Callable[..., Any]) -> Callable[..., Any]:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 as_option = click.option(
-    "--as", "as_user", metavar="USERNAME", required=True,
+    "--as",
+    "as_user",
+    metavar="USERNAME",
+    required=True,
     help="Act as this account: its role applies and it is recorded in the audit trail.",
-)  # fmt: skip
+)
 
 
 def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:

@@ -47,8 +47,7 @@ def validate_config(config: dict[str, Any], *, debug: bool) -> None:
     relaxed = env in ("development", "testing")
     if not relaxed and not config.get("SECRET_KEY"):
         raise ConfigurationError(
-            "SECRET_KEY is required outside development and testing: "
-            "set TRIALS_SECRET_KEY in the environment"
+            "SECRET_KEY is required outside development and testing: set TRIALS_SECRET_KEY in the environment"
         )
     if not relaxed and debug:
         raise ConfigurationError("the debugger is allowed only when ENV is 'development'")

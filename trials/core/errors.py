@@ -65,15 +65,20 @@ def wants_json() -> bool:
     if request.path.startswith("/api/"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return (
+        best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def problem_response(
     status: int, title: str, detail: str, errors: list[FieldError] | None = None
 ) -> Response:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = [asdict(e) for e in errors]
     response = jsonify(body)

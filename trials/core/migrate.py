@@ -1,7 +1,9 @@
 """Alembic, driven from the application: migrations are the only way the schema changes."""
 
 import io
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -9,9 +11,8 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def alembic_config(url: str, *, stdout: io.TextIOBase | None = None) -> Config:
-    kwargs = {"stdout": stdout} if stdout is not None else {}
-    config = Config(toml_file=str(MIGRATIONS.parent / "pyproject.toml"), **kwargs)
+def alembic_config(url: str, *, stdout: TextIO = sys.stdout) -> Config:
+    config = Config(toml_file=str(MIGRATIONS.parent / "pyproject.toml"), stdout=stdout)
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config

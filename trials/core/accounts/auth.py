@@ -28,7 +28,7 @@ login_manager.session_protection = "strong"
 csrf = CSRFProtect()
 
 
-@login_manager.user_loader
+@login_manager.user_loader  # type: ignore[untyped-decorator]
 def _load_user(value: str) -> Principal | None:
     return services.principal_from_session_id(value, session=db.session)
 
@@ -59,11 +59,16 @@ def _authenticate_web() -> Any:
     idle = current_app.config["SESSION_IDLE_MINUTES"]
     now = datetime.now(UTC).timestamp()
     last_seen = session.get("last_seen", now)
-    principal: Principal = current_user._get_current_object()  # type: ignore[attr-defined]
+    principal: Principal = current_user._get_current_object()
     audit.set_actor(db.session, services.actor_for(principal, "web"))
     if now - last_seen > idle * 60:
-        audit.record_event(db.session, "sign_out", table_name="user_account",
-                           record_id=str(principal.user_id), detail=f"idle for more than {idle} minutes")  # fmt: skip
+        audit.record_event(
+            db.session,
+            "sign_out",
+            table_name="user_account",
+            record_id=str(principal.user_id),
+            detail=f"idle for more than {idle} minutes",
+        )
         logout_user()
         session.clear()
         flash(f"You were signed out after {idle} minutes without activity.", "info")
@@ -100,7 +105,9 @@ def require_principal() -> Principal:
     return principal
 
 
-def permission_required(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def permission_required(
+    permission: Permission,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Guard a web view: anonymous users go to sign-in, others need `permission` somewhere."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:

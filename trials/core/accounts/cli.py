@@ -16,16 +16,38 @@ def users() -> None:
 @click.argument("username")
 @click.option("--name", "printed_name", required=True, help="Printed name, shown on records and signatures.")
 @click.option("--email", default=None)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 12 characters (prompted for when omitted).")  # fmt: skip
-@click.option("--role", "roles", multiple=True, metavar="ROLE[:TRIAL[:SITE]]",
-              help="Grant a role, e.g. admin, sponsor:MOOD-CBT, coordinator:MOOD-CBT:LON.")  # fmt: skip
-@click.option("--as", "as_user", metavar="USERNAME", default=None,
-              help="The admin acting. May be omitted only to create the first admin.")  # fmt: skip
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 12 characters (prompted for when omitted).",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="ROLE[:TRIAL[:SITE]]",
+    help="Grant a role, e.g. admin, sponsor:MOOD-CBT, coordinator:MOOD-CBT:LON.",
+)
+@click.option(
+    "--as",
+    "as_user",
+    metavar="USERNAME",
+    default=None,
+    help="The admin acting. May be omitted only to create the first admin.",
+)
 @json_option
 @with_app
-def create(username: str, printed_name: str, email: str | None, password: str, roles: tuple[str, ...],
-           as_user: str | None, as_json: bool) -> None:  # fmt: skip
+def create(
+    username: str,
+    printed_name: str,
+    email: str | None,
+    password: str,
+    roles: tuple[str, ...],
+    as_user: str | None,
+    as_json: bool,
+) -> None:
     """Create an account."""
     from pydantic import ValidationError
     from sqlmodel import select
@@ -40,9 +62,11 @@ def create(username: str, printed_name: str, email: str | None, password: str, r
             has_admin = session.exec(select(RoleGrant.id).where(RoleGrant.role == "admin")).first()
             if has_admin is not None or roles != ("admin",):
                 raise InvalidInput.field(
-                    "--as", "required", "--as: name the admin who creates this account "
+                    "--as",
+                    "required",
+                    "--as: name the admin who creates this account "
                     "(only the first admin may be created without it, with --role admin)",
-                )  # fmt: skip
+                )
         grants = [_grant(spec) for spec in roles]
         try:
             data = UserCreate(username=username, printed_name=printed_name, email=email, password=password)
@@ -105,7 +129,9 @@ def list_(as_user: str, as_json: bool) -> None:
         lines = []
         for u in rows:
             status = "disabled" if not u["is_active"] else "locked" if u["locked"] else "active"
-            grants = ", ".join(":".join(x for x in (g["role"], g["trial_code"], g["site_code"]) if x) for g in u["grants"])
+            grants = ", ".join(
+                ":".join(x for x in (g["role"], g["trial_code"], g["site_code"]) if x) for g in u["grants"]
+            )
             lines.append(f"{u['username']:<20} {status:<9} {u['printed_name']:<28} {grants}")
         return "\n".join(lines) or "no users"
 
@@ -194,6 +220,12 @@ def list_sites(as_json: bool) -> None:
     from trials.core.accounts.models import SiteRead
 
     with acting(None) as (session, _principal):
-        rows = [SiteRead.model_validate(s, from_attributes=True).model_dump(mode="json")
-                for s in services.list_sites(session=session)]  # fmt: skip
-    emit(rows, as_json, lambda rows: "\n".join(f"{s['code']:<8} {s['country']}  {s['name']}" for s in rows) or "no sites")
+        rows = [
+            SiteRead.model_validate(s, from_attributes=True).model_dump(mode="json")
+            for s in services.list_sites(session=session)
+        ]
+    emit(
+        rows,
+        as_json,
+        lambda rows: "\n".join(f"{s['code']:<8} {s['country']}  {s['name']}" for s in rows) or "no sites",
+    )

@@ -5,19 +5,29 @@ from wtforms import IntegerField, PasswordField, SelectChoice, SelectField, Stri
 from wtforms.validators import DataRequired, Length, NumberRange
 
 
-class SignInForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)],
-                           render_kw={"autocomplete": "username", "autofocus": True})  # fmt: skip
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)],
-                             render_kw={"autocomplete": "current-password"})  # fmt: skip
+class SignInForm(FlaskForm):  # type: ignore[misc]
+    username = StringField(
+        "Username",
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(max=256)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
 
-class TokenForm(FlaskForm):
+class TokenForm(FlaskForm):  # type: ignore[misc]
     name = StringField("Token name", validators=[DataRequired(), Length(max=100)])
-    scope = SelectField("Scope", choices=[SelectChoice("read", "Read only"), SelectChoice("write", "Read and write")])
-    expires_in_days = IntegerField("Expires in (days)", default=90,
-                                   validators=[DataRequired(), NumberRange(1, 365)])  # fmt: skip
+    scope = SelectField(
+        "Scope",
+        choices=[SelectChoice("read", "Read only"), SelectChoice("write", "Read and write")],
+    )
+    expires_in_days = IntegerField(
+        "Expires in (days)", default=90, validators=[DataRequired(), NumberRange(1, 365)]
+    )
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(FlaskForm):  # type: ignore[misc]
     """A form with only the CSRF token, for buttons that change something."""

@@ -3,9 +3,10 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
+from pydantic import ConfigDict, Strict
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Uuid
-from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
@@ -42,10 +43,17 @@ _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
 class SiteBase(SQLModel):
     # Codes follow the protocol document's rules (protocols.document.CODE_PATTERN).
-    code: str = Field(sa_type=String(20), unique=True, min_length=1, max_length=20,
-                      schema_extra={"pattern": r"^[A-Z][A-Z0-9_-]{0,19}$"})  # fmt: skip
+    code: str = Field(
+        sa_type=String(20),
+        unique=True,
+        min_length=1,
+        max_length=20,
+        schema_extra={"pattern": r"^[A-Z][A-Z0-9_-]{0,19}$"},
+    )
     name: str = Field(sa_type=String(200), min_length=1, max_length=200)
-    country: str = Field(sa_type=String(2), min_length=2, max_length=2, schema_extra={"pattern": r"^[A-Z]{2}$"})
+    country: str = Field(
+        sa_type=String(2), min_length=2, max_length=2, schema_extra={"pattern": r"^[A-Z]{2}$"}
+    )
 
 
 class Site(Audited, SiteBase, table=True):
@@ -58,7 +66,7 @@ class Site(Audited, SiteBase, table=True):
 
 
 class SiteCreate(SiteBase):
-    model_config = _STRICT
+    model_config = _STRICT  # type: ignore[assignment]
 
 
 class SiteRead(SiteBase):
@@ -66,8 +74,13 @@ class SiteRead(SiteBase):
 
 
 class TrialBase(SQLModel):
-    code: str = Field(sa_type=String(20), unique=True, min_length=2, max_length=20,
-                      schema_extra={"pattern": r"^[A-Z][A-Z0-9-]{1,19}$"})  # fmt: skip
+    code: str = Field(
+        sa_type=String(20),
+        unique=True,
+        min_length=2,
+        max_length=20,
+        schema_extra={"pattern": r"^[A-Z][A-Z0-9-]{1,19}$"},
+    )
     title: str = Field(sa_type=String(400), min_length=1, max_length=400)
 
 
@@ -81,7 +94,7 @@ class Trial(Audited, TrialBase, table=True):
 
 
 class TrialCreate(TrialBase):
-    model_config = _STRICT
+    model_config = _STRICT  # type: ignore[assignment]
 
 
 class TrialRead(TrialBase):
@@ -92,11 +105,20 @@ USERNAME_PATTERN = r"^[a-z][a-z0-9._-]{2,63}$"
 
 
 class UserBase(SQLModel):
-    username: str = Field(sa_type=String(64), unique=True, min_length=3, max_length=64,
-                          schema_extra={"pattern": USERNAME_PATTERN})  # fmt: skip
+    username: str = Field(
+        sa_type=String(64),
+        unique=True,
+        min_length=3,
+        max_length=64,
+        schema_extra={"pattern": USERNAME_PATTERN},
+    )
     printed_name: str = Field(sa_type=String(200), min_length=1, max_length=200)
-    email: str | None = Field(default=None, sa_type=String(254), max_length=254,
-                              schema_extra={"pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"})  # fmt: skip
+    email: str | None = Field(
+        default=None,
+        sa_type=String(254),
+        max_length=254,
+        schema_extra={"pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"},
+    )
 
 
 class User(Audited, UserBase, table=True):
@@ -111,9 +133,7 @@ class User(Audited, UserBase, table=True):
     is_active: bool = Field(default=True)
     failed_sign_ins: int = Field(default=0)
     locked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
-    last_sign_in_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime, nullable=True)
-    )
+    last_sign_in_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     # Rotated on password change, disabling and locking: every existing web session ends.
     session_version: str = Field(sa_type=String(32))
     password_changed_at: datetime = Field(
@@ -123,7 +143,7 @@ class User(Audited, UserBase, table=True):
 
 
 class UserCreate(UserBase):
-    model_config = _STRICT
+    model_config = _STRICT  # type: ignore[assignment]
     password: str = Field(min_length=12, max_length=256)
 
 
@@ -142,8 +162,10 @@ class UserRead(UserBase):
 
 
 class GrantCreate(SQLModel):
-    model_config = _STRICT
-    role: Role
+    model_config = _STRICT  # type: ignore[assignment]
+    # SQLModel validates JSON bodies in python mode, where strict enums accept only `Role`
+    # instances: let the role be given by its value ("coordinator"), still one of the members.
+    role: Annotated[Role, Strict(False)]
     trial_code: str | None = None
     site_code: str | None = None
 
@@ -177,7 +199,7 @@ class RoleGrant(Audited, SQLModel, table=True):
 
 
 class TokenCreate(SQLModel):
-    model_config = _STRICT
+    model_config = _STRICT  # type: ignore[assignment]
     name: str = Field(min_length=1, max_length=100)
     scope: str = Field(default="read", schema_extra={"pattern": r"^(read|write)$"})
     expires_in_days: int = Field(default=90, ge=1, le=365)
@@ -204,7 +226,9 @@ class ApiToken(Audited, SQLModel, table=True):
     __table_args__ = (CheckConstraint("scope IN ('read', 'write')", name="scope_known"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id"), nullable=False, index=True))
+    user_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("user_account.id"), nullable=False, index=True)
+    )
     name: str = Field(sa_type=String(100))
     prefix: str = Field(sa_type=String(16))
     token_hash: str = Field(sa_type=String(64), unique=True)

@@ -35,7 +35,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 # What a read-only API token may still do.
 READ_PERMISSIONS = frozenset(
-    {Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT, Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}
+    {
+        Permission.VIEW_ACCOUNTS,
+        Permission.VIEW_AUDIT,
+        Permission.VIEW_TRIAL,
+        Permission.VIEW_ALLOCATION,
+    }
 )
 
 

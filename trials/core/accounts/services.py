@@ -47,9 +47,7 @@ _hasher = PasswordHasher()
 def configure_password_hashing(*, time_cost: int, memory_cost_kib: int, parallelism: int) -> None:
     """Set the argon2id parameters; hashes made with others are upgraded at the next sign-in."""
     global _hasher
-    _hasher = PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism
-    )
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism)
 
 
 class AccountLocked(Forbidden):
@@ -76,7 +74,11 @@ def actor_for(principal: Principal, channel: str) -> audit.Actor:
         return audit.Actor.system(channel)
     roles = sorted(r.value for r in principal.roles)
     return audit.Actor(
-        principal.user_id, principal.username, principal.printed_name, ",".join(roles) or None, channel
+        principal.user_id,
+        principal.username,
+        principal.printed_name,
+        ",".join(roles) or None,
+        channel,
     )
 
 
@@ -194,15 +196,22 @@ def grant_reads(user_ids: Sequence[uuid.UUID], *, session: Session) -> dict[uuid
     ).all()
     out: dict[uuid.UUID, list[GrantRead]] = {uid: [] for uid in user_ids}
     for grant, trial_code, site_code in rows:
-        out[grant.user_id].append(GrantRead(id=grant.id, role=grant.role, trial_code=trial_code, site_code=site_code))
+        out[grant.user_id].append(
+            GrantRead(id=grant.id, role=grant.role, trial_code=trial_code, site_code=site_code)
+        )
     return out
 
 
 def user_read(user: User, grants: list[GrantRead]) -> UserRead:
     return UserRead(
-        id=user.id, username=user.username, printed_name=user.printed_name, email=user.email,
-        is_active=user.is_active, locked=user.locked_at is not None, grants=grants,
-    )  # fmt: skip
+        id=user.id,
+        username=user.username,
+        printed_name=user.printed_name,
+        email=user.email,
+        is_active=user.is_active,
+        locked=user.locked_at is not None,
+        grants=grants,
+    )
 
 
 def list_users(*, session: Session, by: Principal) -> list[UserRead]:
@@ -241,13 +250,19 @@ def grant_role(username: str, data: GrantCreate, *, session: Session, by: Princi
     role = Role(data.role)
     errors = []
     if role in INSTALLATION_ROLES and (data.trial_code or data.site_code):
-        errors.append(FieldError("trial_code", "forbidden", f"{role}: is installation-wide, name no trial or site"))
+        errors.append(
+            FieldError("trial_code", "forbidden", f"{role}: is installation-wide, name no trial or site")
+        )
     if role not in INSTALLATION_ROLES and not data.trial_code:
-        errors.append(FieldError("trial_code", "required", f"trial_code: the {role} role is granted per trial"))
+        errors.append(
+            FieldError("trial_code", "required", f"trial_code: the {role} role is granted per trial")
+        )
     if role in SITE_ROLES and not data.site_code:
         errors.append(FieldError("site_code", "required", f"site_code: the {role} role is granted per site"))
     if role not in SITE_ROLES and data.site_code:
-        errors.append(FieldError("site_code", "forbidden", f"site_code: the {role} role is not bound to a site"))
+        errors.append(
+            FieldError("site_code", "forbidden", f"site_code: the {role} role is not bound to a site")
+        )
     if errors:
         raise InvalidInput("the role grant is not valid", errors=errors)
     trial = get_trial(data.trial_code, session=session) if data.trial_code else None
@@ -263,7 +278,10 @@ def grant_role(username: str, data: GrantCreate, *, session: Session, by: Princi
     if existing is not None:
         raise Conflict(f"{user.username} already holds this grant")
     grant = RoleGrant(
-        user_id=user.id, role=role.value, trial_id=trial.id if trial else None, site_id=site.id if site else None
+        user_id=user.id,
+        role=role.value,
+        trial_id=trial.id if trial else None,
+        site_id=site.id if site else None,
     )
     session.add(grant)
     session.flush()
@@ -284,7 +302,10 @@ def revoke_role(grant_id: uuid.UUID, *, session: Session, by: Principal, reason:
 def create_site(data: SiteCreate, *, session: Session, by: Principal) -> Site:
     authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
     if session.exec(select(Site.id).where(Site.code == data.code)).first() is not None:
-        raise Conflict(f"site {data.code!r} exists", errors=[FieldError("code", "unique", f"code: site {data.code!r} exists")])
+        raise Conflict(
+            f"site {data.code!r} exists",
+            errors=[FieldError("code", "unique", f"code: site {data.code!r} exists")],
+        )
     site = Site.model_validate(data)
     session.add(site)
     session.flush()
@@ -298,7 +319,10 @@ def list_sites(*, session: Session) -> list[Site]:
 def create_trial(data: TrialCreate, *, session: Session, by: Principal) -> Trial:
     authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
     if session.exec(select(Trial.id).where(Trial.code == data.code)).first() is not None:
-        raise Conflict(f"trial {data.code!r} exists", errors=[FieldError("code", "unique", f"code: trial {data.code!r} exists")])
+        raise Conflict(
+            f"trial {data.code!r} exists",
+            errors=[FieldError("code", "unique", f"code: trial {data.code!r} exists")],
+        )
     trial = Trial.model_validate(data)
     session.add(trial)
     session.flush()
@@ -333,27 +357,51 @@ def sign_in(
     actor = audit.Actor(user.id, user.username, user.printed_name, None, channel)
     audit.set_actor(session, actor)
     if user.locked_at is not None:
-        audit.record_event(session, "sign_in_failed", table_name="user_account", record_id=str(user.id), detail="account locked")
-        raise AccountLocked("this account is locked after repeated failed sign-ins: ask an administrator to unlock it")
+        audit.record_event(
+            session,
+            "sign_in_failed",
+            table_name="user_account",
+            record_id=str(user.id),
+            detail="account locked",
+        )
+        raise AccountLocked(
+            "this account is locked after repeated failed sign-ins: ask an administrator to unlock it"
+        )
     if not user.is_active:
-        audit.record_event(session, "sign_in_failed", table_name="user_account", record_id=str(user.id), detail="account disabled")
+        audit.record_event(
+            session,
+            "sign_in_failed",
+            table_name="user_account",
+            record_id=str(user.id),
+            detail="account disabled",
+        )
         raise Unauthorized("wrong username or password")
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         user.failed_sign_ins += 1
         audit.record_event(
-            session, "sign_in_failed", table_name="user_account", record_id=str(user.id),
+            session,
+            "sign_in_failed",
+            table_name="user_account",
+            record_id=str(user.id),
             detail=f"wrong password ({user.failed_sign_ins} in a row)",
-        )  # fmt: skip
+        )
         if user.failed_sign_ins >= lockout_threshold:
             with audit.reason(session, f"{user.failed_sign_ins} consecutive failed sign-ins"):
                 user.locked_at = utcnow()
                 user.session_version = secrets.token_hex(16)
                 session.add(user)
-            audit.record_event(session, "account_locked", table_name="user_account", record_id=str(user.id),
-                               detail=f"locked after {user.failed_sign_ins} consecutive failed sign-ins")  # fmt: skip
-            raise AccountLocked("this account is now locked after repeated failed sign-ins: ask an administrator to unlock it") from None
+            audit.record_event(
+                session,
+                "account_locked",
+                table_name="user_account",
+                record_id=str(user.id),
+                detail=f"locked after {user.failed_sign_ins} consecutive failed sign-ins",
+            )
+            raise AccountLocked(
+                "this account is now locked after repeated failed sign-ins: ask an administrator to unlock it"
+            ) from None
         session.add(user)
         session.flush()
         raise Unauthorized("wrong username or password") from None

@@ -5,7 +5,17 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_user, logout_user
 
 from trials.core.accounts import services
@@ -39,9 +49,12 @@ def sign_in() -> Any:
         db.keep_changes_on_error()
         try:
             principal = services.sign_in(
-                form.username.data or "", form.password.data or "", session=db.session,
-                lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"], channel="web",
-            )  # fmt: skip
+                form.username.data or "",
+                form.password.data or "",
+                session=db.session,
+                lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
+                channel="web",
+            )
         except DomainError as exc:
             form.password.errors = [exc.detail]
             status = exc.status
@@ -99,18 +112,23 @@ def account() -> Any:
     status = 200
     if form.validate_on_submit():
         data = TokenCreate(
-            name=form.name.data or "", scope=form.scope.data or "read",
+            name=form.name.data or "",
+            scope=form.scope.data or "read",
             expires_in_days=form.expires_in_days.data or 90,
-        )  # fmt: skip
+        )
         _token, new_secret = services.create_token(data, session=db.session, by=principal)
         form = TokenForm(formdata=None)
     elif request.method == "POST":
         status = 422
     tokens = services.list_tokens(session=db.session, by=principal)
     return render_template(
-        "accounts/account.html", form=form, tokens=tokens, new_secret=new_secret,
-        revoke_form=EmptyForm(), now=datetime.now(UTC),
-    ), status  # fmt: skip
+        "accounts/account.html",
+        form=form,
+        tokens=tokens,
+        new_secret=new_secret,
+        revoke_form=EmptyForm(),
+        now=datetime.now(UTC),
+    ), status
 
 
 @bp.post("/account/tokens/<uuid:token_id>/revoke")

@@ -23,8 +23,16 @@ def verify(as_json: bool) -> None:
     with db.engine.connect() as connection:
         report = verify_chain(connection)
     if report.ok:
-        emit(asdict(report), as_json, f"audit trail verified: {report.entries_checked} entries, chain intact")
+        emit(
+            asdict(report),
+            as_json,
+            f"audit trail verified: {report.entries_checked} entries, chain intact",
+        )
         return
-    emit(asdict(report), as_json, f"audit trail BROKEN at entry #{report.broken_seq}"
-         f"{f' (id {report.broken_id})' if report.broken_id else ''}: {report.problem}")  # fmt: skip
+    emit(
+        asdict(report),
+        as_json,
+        f"audit trail BROKEN at entry #{report.broken_seq}"
+        f"{f' (id {report.broken_id})' if report.broken_id else ''}: {report.problem}",
+    )
     raise click.exceptions.Exit(1)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, String, Text
+from sqlalchemy import BigInteger, Column, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from trials.core.db import UTCDateTime, new_id
@@ -52,3 +52,8 @@ class AuditChainHead(SQLModel, table=True):
     id: int = Field(primary_key=True)
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_hash: str = Field(sa_type=String(64))
+
+
+# The Core tables, for the audit mechanism's bulk statements.
+ENTRY_TABLE: Table = AuditEntry.__table__  # type: ignore[attr-defined]
+HEAD_TABLE: Table = AuditChainHead.__table__  # type: ignore[attr-defined]

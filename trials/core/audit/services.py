@@ -21,13 +21,12 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, event, insert, inspect, select, update
+from sqlalchemy import Connection, event, func, insert, inspect, select, update
 from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col
 
-from trials.core.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
+from trials.core.audit.models import ENTRY_TABLE, GENESIS_HASH, HEAD_TABLE, AuditChainHead, AuditEntry
 from trials.core.db import utcnow
 from trials.core.errors import InvalidInput
 
@@ -129,10 +128,24 @@ def encode_value(value: Any) -> str:
 
 
 _HASHED_FIELDS = (
-    "id", "seq", "occurred_at", "user_id", "username", "printed_name", "role", "channel",
-    "action", "table_name", "record_id", "field", "old_value", "new_value", "reason",
-    "trial_id", "prev_hash",
-)  # fmt: skip
+    "id",
+    "seq",
+    "occurred_at",
+    "user_id",
+    "username",
+    "printed_name",
+    "role",
+    "channel",
+    "action",
+    "table_name",
+    "record_id",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+    "trial_id",
+    "prev_hash",
+)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
@@ -158,13 +171,11 @@ class Change:
     trial_id: uuid.UUID | None = None
 
 
-def append(
-    connection: Connection, actor: Actor, changes: Sequence[Change], reason: str | None
-) -> None:
+def append(connection: Connection, actor: Actor, changes: Sequence[Change], reason: str | None) -> None:
     """Append entries for `changes` to the chain inside the connection's transaction."""
     if not changes:
         return
-    head = AuditChainHead.__table__
+    head = HEAD_TABLE
     row = connection.execute(
         update(head)
         .where(head.c.id == 1)
@@ -200,7 +211,7 @@ def append(
         }
         entry["hash"] = prev = entry_hash(entry)
         rows.append(entry)
-    connection.execute(insert(AuditEntry.__table__), rows)
+    connection.execute(insert(ENTRY_TABLE), rows)
     connection.execute(update(head).where(head.c.id == 1).values(last_hash=prev))
 
 
@@ -265,13 +276,19 @@ def _object_changes(session: OrmSession, obj: Any, action: str) -> list[Change]:
             else:  # the old value was never loaded: read it before the flush overwrites it
                 column = state.mapper.columns[key]
                 pk = state.mapper.primary_key[0]
-                old = session.connection().execute(
-                    select(column).where(pk == obj.id)
-                ).scalar_one_or_none()
+                old = session.connection().execute(select(column).where(pk == obj.id)).scalar_one_or_none()
         if old == new:
             continue
         changes.append(
-            Change(action, table, record_id, key, _value(cls, key, old), _value(cls, key, new), trial_id)
+            Change(
+                action,
+                table,
+                record_id,
+                key,
+                _value(cls, key, old),
+                _value(cls, key, new),
+                trial_id,
+            )
         )
     if not changes and action != "update":
         changes.append(Change(action, table, record_id, None, None, None, trial_id))
@@ -297,7 +314,7 @@ def _audit_before_flush(session: OrmSession, _context: Any, _instances: Any) -> 
                 continue
             changes = _object_changes(session, obj, action)
             if changes and action != "insert" and type(obj).__audit_reason_required__:
-                needs_reason.append(obj.__tablename__)
+                needs_reason.append(str(getattr(obj, "__tablename__", type(obj).__name__)))
             pending.extend(changes)
     if not pending:
         return
@@ -343,7 +360,7 @@ def bulk_insert(session: Session, model: type[SQLModel], rows: list[dict[str, An
     if not rows:
         return 0
     table = model.__table__  # type: ignore[attr-defined]
-    changes = []
+    changes: list[Change] = []
     for row in rows:
         record_id = str(row["id"])
         trial_id = row.get("trial_id") if table.name != "trial" else row["id"]
@@ -374,7 +391,7 @@ class ChainReport:
 
 def verify_chain(connection: Connection, *, batch: int = 5000) -> ChainReport:
     """Recompute every entry's hash and link, in order, and compare with the chain head."""
-    table = AuditEntry.__table__
+    table = ENTRY_TABLE
     expected_seq = 1
     prev = GENESIS_HASH
     checked = 0
@@ -385,33 +402,45 @@ def verify_chain(connection: Connection, *, batch: int = 5000) -> ChainReport:
             entry = dict(row)
             if entry["seq"] != expected_seq:
                 return ChainReport(
-                    False, checked, expected_seq, None,
+                    False,
+                    checked,
+                    expected_seq,
+                    None,
                     f"entry #{expected_seq} is missing (the next entry is #{entry['seq']})",
-                )  # fmt: skip
+                )
             if entry["prev_hash"] != prev:
                 return ChainReport(
-                    False, checked, entry["seq"], str(entry["id"]),
+                    False,
+                    checked,
+                    entry["seq"],
+                    str(entry["id"]),
                     f"entry #{entry['seq']} does not link to entry #{expected_seq - 1}",
-                )  # fmt: skip
+                )
             if entry_hash(entry) != entry["hash"]:
                 return ChainReport(
-                    False, checked, entry["seq"], str(entry["id"]),
+                    False,
+                    checked,
+                    entry["seq"],
+                    str(entry["id"]),
                     f"entry #{entry['seq']} does not match its hash: its content was changed",
-                )  # fmt: skip
+                )
             prev = entry["hash"]
             expected_seq += 1
             checked += 1
     finally:
         result.close()
-    head = connection.execute(select(AuditChainHead.__table__)).mappings().one_or_none()
+    head = connection.execute(select(HEAD_TABLE)).mappings().one_or_none()
     if head is None:
         return ChainReport(False, checked, None, None, "the audit chain head is missing")
     if head["last_seq"] != checked or head["last_hash"] != prev:
         return ChainReport(
-            False, checked, checked + 1, None,
+            False,
+            checked,
+            checked + 1,
+            None,
             f"the chain head records {head['last_seq']} entries but entries end at #{checked}: "
             f"entry #{checked + 1} is missing",
-        )  # fmt: skip
+        )
     return ChainReport(True, checked)
 
 
@@ -456,10 +485,23 @@ def list_entries(
 
 
 EXPORT_COLUMNS = (
-    "seq", "occurred_at", "username", "printed_name", "role", "channel", "action",
-    "table_name", "record_id", "field", "old_value", "new_value", "reason", "trial_id",
-    "hash", "prev_hash",
-)  # fmt: skip
+    "seq",
+    "occurred_at",
+    "username",
+    "printed_name",
+    "role",
+    "channel",
+    "action",
+    "table_name",
+    "record_id",
+    "field",
+    "old_value",
+    "new_value",
+    "reason",
+    "trial_id",
+    "hash",
+    "prev_hash",
+)
 
 
 def export_csv(flt: AuditFilter, *, session: Session) -> Iterable[str]:

@@ -41,11 +41,14 @@ def _filter(principal: Principal) -> tuple[services.AuditFilter, int]:
     grant = authorize(principal, Permission.VIEW_AUDIT, session=db.session)
     del grant
     flt = services.AuditFilter(
-        username=args.username, table_name=args.table, record_id=args.record_id, action=args.action,
+        username=args.username,
+        table_name=args.table,
+        record_id=args.record_id,
+        action=args.action,
         since=datetime.combine(args.since, time(), UTC) if args.since else None,
         until=datetime.combine(args.until, time(), UTC) + timedelta(days=1) if args.until else None,
         trial_ids=principal.trial_ids_with(Permission.VIEW_AUDIT),
-    )  # fmt: skip
+    )
     return flt, args.page
 
 
@@ -53,16 +56,22 @@ def _filter(principal: Principal) -> tuple[services.AuditFilter, int]:
 @permission_required(Permission.VIEW_AUDIT)
 def entries() -> Any:
     flt, page = _filter(require_principal())
-    rows, total = services.list_entries(flt, session=db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    rows, total = services.list_entries(
+        flt, session=db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
     pages = max(1, -(-total // PAGE_SIZE))
-    return render_template("audit/entries.html", rows=rows, total=total, page=page, pages=pages, args=request.args)
+    return render_template(
+        "audit/entries.html", rows=rows, total=total, page=page, pages=pages, args=request.args
+    )
 
 
 @bp.get("/audit/export.csv")
 @permission_required(Permission.VIEW_AUDIT)
 def export() -> Any:
     flt, _page = _filter(require_principal())
-    services.record_event(db.session, "audit_export", detail=request.query_string.decode("ascii", "replace") or None)
+    services.record_event(
+        db.session, "audit_export", detail=request.query_string.decode("ascii", "replace") or None
+    )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # The export event is committed before the body streams: the response is a success.
     engine = db.engine
@@ -110,22 +119,40 @@ class ChainReportRead(SQLModel):
 
 
 _QUERY = {
-    "username": "entries by this user", "table": "table name", "record_id": "record id",
-    "action": "insert, update, delete, sign_in, ...", "since": "from this date (UTC)",
-    "until": "to this date (UTC), inclusive", "page": "page number, 100 entries a page",
-}  # fmt: skip
+    "username": "entries by this user",
+    "table": "table name",
+    "record_id": "record id",
+    "action": "insert, update, delete, sign_in, ...",
+    "since": "from this date (UTC)",
+    "until": "to this date (UTC), inclusive",
+    "page": "page number, 100 entries a page",
+}
 
 
-@operation(api_bp, "/audit", summary="Audit entries, newest first (admin; monitors: their trials)",
-           tag="audit", response=AuditPage, errors=(401, 403, 422), query=_QUERY)  # fmt: skip
+@operation(
+    api_bp,
+    "/audit",
+    summary="Audit entries, newest first (admin; monitors: their trials)",
+    tag="audit",
+    response=AuditPage,
+    errors=(401, 403, 422),
+    query=_QUERY,
+)
 def api_entries() -> Any:
     flt, page = _filter(require_principal())
-    rows, total = services.list_entries(flt, session=db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    return AuditPage(total=total, page=page, entries=[AuditEntryRead.model_validate(r, from_attributes=True) for r in rows])
+    rows, total = services.list_entries(
+        flt, session=db.session, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+    )
+    return AuditPage(
+        total=total,
+        page=page,
+        entries=[AuditEntryRead.model_validate(r, from_attributes=True) for r in rows],
+    )
 
 
-@operation(api_bp, "/audit/verify", summary="Recompute the hash chain (admin)", tag="audit",
-           response=ChainReportRead)  # fmt: skip
+@operation(
+    api_bp, "/audit/verify", summary="Recompute the hash chain (admin)", tag="audit", response=ChainReportRead
+)
 def api_verify() -> Any:
     principal = require_principal()
     authorize(principal, Permission.MANAGE_ACCOUNTS, session=db.session)
