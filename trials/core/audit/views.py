@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from pydantic import BaseModel, ValidationError
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from trials.core.accounts.auth import permission_required, require_principal
 from trials.core.accounts.permissions import Permission, Principal
@@ -74,10 +74,11 @@ def export() -> Any:
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # The export event is committed before the body streams: the response is a success.
-    engine = db.engine
+    # The request's session is committed and closed before the body streams: use a new one.
+    session_factory = db.state.session_factory
 
     def rows() -> Any:
-        with Session(engine) as session:
+        with session_factory() as session:
             yield from services.export_csv(flt, session=session)
 
     return Response(
