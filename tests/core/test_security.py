@@ -37,7 +37,9 @@ def coordinator(make_site: Any, make_trial: Any, make_user: Any) -> Any:
         ("/static/css/trials.css", 200, "text/css"),  # static file
     ],
 )
-def test_security_headers_on_every_kind_of_response(client: Any, path: str, status: int, mimetype: str) -> None:
+def test_security_headers_on_every_kind_of_response(
+    client: Any, path: str, status: int, mimetype: str
+) -> None:
     response = client.get(path)
     response.close()  # static files are streamed
     assert response.status_code == status
@@ -51,7 +53,9 @@ def test_html_pages_are_not_cached(client: Any, coordinator: Any) -> None:
     assert client.get("/account").headers["Cache-Control"] == "no-store"
 
 
-def test_session_cookie_at_sign_in_is_secure_httponly_and_samesite_lax(app: Any, client: Any, coordinator: Any) -> None:
+def test_session_cookie_at_sign_in_is_secure_httponly_and_samesite_lax(
+    app: Any, client: Any, coordinator: Any
+) -> None:
     response = sign_in(client, "ann")
     assert response.status_code == 302
     name = app.config["SESSION_COOKIE_NAME"]
@@ -102,7 +106,9 @@ def test_web_client_asking_for_json_gets_problem_json(client: Any) -> None:
     ("headers", "status"),
     [({}, 401), ({"Authorization": "Bearer trl_unknown"}, 401), ({"Accept": "text/html"}, 401)],
 )
-def test_api_errors_are_problem_json_even_for_browsers(client: Any, headers: dict[str, str], status: int) -> None:
+def test_api_errors_are_problem_json_even_for_browsers(
+    client: Any, headers: dict[str, str], status: int
+) -> None:
     response = client.get("/api/v1/users", headers=headers)
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"

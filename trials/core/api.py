@@ -48,8 +48,9 @@ def parse_body(model: type[BaseModel]) -> Any:
             "body", "json_object", "body: must be a JSON object (Content-Type: application/json)"
         )
     try:
-        # JSON-mode validation: strict about numbers and booleans, yet reads enums, dates and
-        # UUIDs from their JSON strings.
+        # JSON-mode validation: no string is coerced to a number or a boolean. SQLModel bodies
+        # validate field by field, so an enum, date or UUID field of a strict body needs
+        # `Strict(False)` to be read from its JSON string (see GrantCreate.role).
         return model.model_validate_json(request.get_data())
     except ValidationError as exc:
         raise InvalidInput("the request body is not valid", errors=pydantic_field_errors(exc)) from None
