@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -299,17 +300,26 @@ def revoke_role(grant_id: uuid.UUID, *, session: Session, by: Principal, reason:
         session.delete(grant)
 
 
+_CodedModel = TypeVar("_CodedModel", Site, Trial)
+
+
+def _insert_by_code(
+    model: type[_CodedModel], data: SiteCreate | TrialCreate, *, session: Session
+) -> _CodedModel:
+    """Insert a site or trial, refusing a code that is taken."""
+    what = model.__name__.lower()
+    if session.exec(select(model).where(model.code == data.code)).first() is not None:
+        message = f"code: a {what} with code {data.code!r} exists"
+        raise Conflict(message, errors=[FieldError("code", "unique", message)])
+    row = model.model_validate(data)
+    session.add(row)
+    session.flush()
+    return row
+
+
 def create_site(data: SiteCreate, *, session: Session, by: Principal) -> Site:
     authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
-    if session.exec(select(Site.id).where(Site.code == data.code)).first() is not None:
-        raise Conflict(
-            f"site {data.code!r} exists",
-            errors=[FieldError("code", "unique", f"code: site {data.code!r} exists")],
-        )
-    site = Site.model_validate(data)
-    session.add(site)
-    session.flush()
-    return site
+    return _insert_by_code(Site, data, session=session)
 
 
 def list_sites(*, session: Session) -> list[Site]:
@@ -318,15 +328,7 @@ def list_sites(*, session: Session) -> list[Site]:
 
 def create_trial(data: TrialCreate, *, session: Session, by: Principal) -> Trial:
     authorize(by, Permission.MANAGE_ACCOUNTS, session=session)
-    if session.exec(select(Trial.id).where(Trial.code == data.code)).first() is not None:
-        raise Conflict(
-            f"trial {data.code!r} exists",
-            errors=[FieldError("code", "unique", f"code: trial {data.code!r} exists")],
-        )
-    trial = Trial.model_validate(data)
-    session.add(trial)
-    session.flush()
-    return trial
+    return _insert_by_code(Trial, data, session=session)
 
 
 def list_trials(*, session: Session, by: Principal) -> list[Trial]:
