@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from protocols.instruments import INSTRUMENT_CODES
+from trials.core.errors import FieldError, InvalidInput, format_path
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -146,38 +147,14 @@ RULES: Final[dict[str, str]] = {
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FieldError:
-    """One broken rule: where (path), which rule (machine code) and a sentence for people.
+class ProtocolValidationError(InvalidInput):
+    """A protocol document was refused; ``errors`` lists every broken rule found.
 
-    ``path`` uses dots for keys and brackets for list positions (``arms[1].allocation_ratio``);
-    the empty string is the document as a whole (syntax, encoding, not a mapping).
+    An ``InvalidInput``: the web, the API and the CLI report it as field errors (HTTP 422).
     """
 
-    path: str
-    rule: str
-    message: str
-
-
-class ProtocolValidationError(ValueError):
-    """A protocol document was refused; ``errors`` lists every broken rule found."""
-
     def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors: list[FieldError] = list(errors)
-        super().__init__("; ".join(e.message for e in self.errors) or "invalid protocol")
-
-
-def format_path(loc: Iterable[int | str]) -> str:
-    """Render a pydantic ``loc`` as ``a.b[2].c`` (dict-key markers ``[key]`` are dropped)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+        super().__init__("the protocol document is not valid", errors=list(errors))
 
 
 def _message(path: str, text: str) -> str:
@@ -189,12 +166,12 @@ def errors_from_validation_error(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False):
         path = format_path(err["loc"])
-        errors.append(FieldError(path=path, rule=err["type"], message=_message(path, err["msg"])))
+        errors.append(FieldError(path, err["type"], _message(path, err["msg"])))
     return errors
 
 
 def _document_error(rule: str, text: str) -> ProtocolValidationError:
-    return ProtocolValidationError([FieldError(path="", rule=rule, message=_message("", text))])
+    return ProtocolValidationError([FieldError("", rule, _message("", text))])
 
 
 Loc = tuple[int | str, ...]

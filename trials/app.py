@@ -22,7 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import auth, services
     from trials.core.accounts.permissions import Permission
     from trials.core.db import db
-    from trials.core.errors import register_error_handlers
+    from trials.core.error_handlers import register_error_handlers
 
     db.init_app(app)
     auth.init_app(app)

@@ -219,7 +219,7 @@ def test_invalid_document(case: InvalidCase) -> None:
     with pytest.raises(ProtocolValidationError) as excinfo:
         parse_protocol(case_text(case))
     errors = excinfo.value.errors
-    assert [(e.path, e.rule) for e in errors] == [(case.expected_path, case.expected_rule)]
+    assert [(e.field, e.rule) for e in errors] == [(case.expected_path, case.expected_rule)]
     message = errors[0].message
     assert message.startswith(f"{case.expected_path or 'document'}: ")
     if case.expected_rule == "syntax":
@@ -232,7 +232,7 @@ def test_several_field_errors_are_reported_together() -> None:
     data["sap"]["alpha"] = 2.0
     with pytest.raises(ProtocolValidationError) as excinfo:
         parse_data(data)
-    assert [(e.path, e.rule) for e in excinfo.value.errors] == [
+    assert [(e.field, e.rule) for e in excinfo.value.errors] == [
         ("arms[1].allocation_ratio", "greater_than"),
         ("sap.alpha", "less_than"),
     ]
@@ -262,7 +262,7 @@ def test_no_silent_coercion(path: str, value: object, rule: str) -> None:
     data["arms"][0][path] = value
     with pytest.raises(ProtocolValidationError) as excinfo:
         parse_data(data)
-    assert [(e.path, e.rule) for e in excinfo.value.errors] == [(f"arms[0].{path}", rule)]
+    assert [(e.field, e.rule) for e in excinfo.value.errors] == [(f"arms[0].{path}", rule)]
 
 
 def test_yaml_booleans_follow_yaml_1_2() -> None:
@@ -274,14 +274,14 @@ def test_bytes_with_bom_and_invalid_utf8() -> None:
     assert content_hash(parse_protocol(b"\xef\xbb\xbf" + EXAMPLE_TEXT.encode())) == EXAMPLE_HASH
     with pytest.raises(ProtocolValidationError) as excinfo:
         parse_protocol(b"schema_version: 1\ntitle: \xff\n")
-    assert [(e.path, e.rule) for e in excinfo.value.errors] == [("", "encoding")]
+    assert [(e.field, e.rule) for e in excinfo.value.errors] == [("", "encoding")]
 
 
 def test_json_duplicate_key_and_nan_are_rejected() -> None:
     for text, rule in [('{"a": 1, "a": 2}', "duplicate_key"), ('{"a": NaN}', "syntax")]:
         with pytest.raises(ProtocolValidationError) as excinfo:
             parse_protocol(text)
-        assert [(e.path, e.rule) for e in excinfo.value.errors] == [("", rule)]
+        assert [(e.field, e.rule) for e in excinfo.value.errors] == [("", rule)]
 
 
 # --- diff -----------------------------------------------------------------------------------

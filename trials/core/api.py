@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from trials.core.errors import FieldError, InvalidInput
+from trials.core.errors import InvalidInput, field_errors
 
 API_PREFIX = "/api/v1"
 API_VERSION = "1.0.0"
@@ -26,18 +26,6 @@ _ERROR_STATUSES = {
     "409": "Conflict with the current state",
     "422": "Invalid input; `errors` names each field and rule",
 }
-
-
-def pydantic_field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
-    """Translate pydantic errors into our field errors, with paths like `arms[1].code`."""
-    errors = []
-    for err in exc.errors():
-        path = prefix
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        field = path or "body"
-        errors.append(FieldError(field, err["type"], f"{field}: {err['msg']}"))
-    return errors
 
 
 def parse_body(model: type[BaseModel]) -> Any:
@@ -53,7 +41,7 @@ def parse_body(model: type[BaseModel]) -> Any:
         # `Strict(False)` to be read from its JSON string (see GrantCreate.role).
         return model.model_validate_json(request.get_data())
     except ValidationError as exc:
-        raise InvalidInput("the request body is not valid", errors=pydantic_field_errors(exc)) from None
+        raise InvalidInput("the request body is not valid", errors=field_errors(exc)) from None
 
 
 def _dump(value: Any) -> Any:

@@ -1,22 +1,47 @@
-"""Typed domain errors, translated once: problem+json for the API, an HTML page for the web."""
+"""Typed domain errors and field errors. Free of Flask: any package may raise them.
 
-import logging
-from dataclasses import asdict, dataclass
+`trials.core.error_handlers` translates them, once, into problem+json or an HTML page.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
-
-from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FieldError:
-    """One rule broken by one field: `field` is the path, `rule` a short machine code."""
+    """One rule broken by one field.
+
+    `field` is the path, with dots for keys and brackets for list positions
+    (`arms[1].allocation_ratio`), or "" for the input as a whole; `rule` is a short machine code;
+    `message` a sentence for people that names the field and the rule.
+    """
 
     field: str
     rule: str
     message: str
+
+
+def format_path(loc: Iterable[int | str]) -> str:
+    """Render a pydantic `loc` as `a.b[2].c` (dict-key markers `[key]` are dropped)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def field_errors(exc: Any, *, whole: str = "body") -> list[FieldError]:
+    """Field errors from a pydantic `ValidationError`; `whole` names the input when the path is empty."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        path = format_path(err["loc"])
+        errors.append(FieldError(path, err["type"], f"{path or whole}: {err['msg']}"))
+    return errors
 
 
 class DomainError(Exception):
@@ -58,57 +83,3 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     title = "Conflict"
-
-
-def wants_json() -> bool:
-    """API paths always get JSON; elsewhere the Accept header decides."""
-    if request.path.startswith("/api/"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return (
-        best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-    )
-
-
-def problem_response(
-    status: int, title: str, detail: str, errors: list[FieldError] | None = None
-) -> Response:
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        body["errors"] = [asdict(e) for e in errors]
-    response = jsonify(body)
-    response.status_code = status
-    response.mimetype = "application/problem+json"
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="trials"'
-    return response
-
-
-def _render(status: int, title: str, detail: str, errors: list[FieldError] | None = None) -> Any:
-    if wants_json():
-        return problem_response(status, title, detail, errors)
-    html = render_template(
-        "trials/error.html", status=status, title=title, detail=detail, errors=errors or []
-    )
-    return html, status
-
-
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(DomainError)
-    def _domain_error(error: DomainError) -> Any:
-        return _render(error.status, error.title, error.detail, error.errors)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Any:
-        status = error.code or 500
-        return _render(status, error.name, error.description or error.name)
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return _render(500, "Internal server error", "The server could not complete the request.")

@@ -54,8 +54,7 @@ def create(
 
     from trials.core.accounts import services
     from trials.core.accounts.models import GrantCreate, RoleGrant, UserCreate
-    from trials.core.api import pydantic_field_errors
-    from trials.core.errors import InvalidInput
+    from trials.core.errors import InvalidInput, field_errors
 
     with acting(as_user) as (session, principal):
         if as_user is None:
@@ -71,7 +70,7 @@ def create(
         try:
             data = UserCreate(username=username, printed_name=printed_name, email=email, password=password)
         except ValidationError as exc:
-            raise InvalidInput("the account is not valid", errors=pydantic_field_errors(exc)) from None
+            raise InvalidInput("the account is not valid", errors=field_errors(exc)) from None
         services.create_user(data, session=session, by=principal)
         for grant in grants:
             services.grant_role(username, GrantCreate.model_validate(grant), session=session, by=principal)
@@ -102,14 +101,13 @@ def grant(username: str, role_spec: str, as_user: str) -> None:
 
     from trials.core.accounts import services
     from trials.core.accounts.models import GrantCreate
-    from trials.core.api import pydantic_field_errors
-    from trials.core.errors import InvalidInput
+    from trials.core.errors import InvalidInput, field_errors
 
     with acting(as_user) as (session, principal):
         try:
             data = GrantCreate.model_validate(_grant(role_spec))
         except ValidationError as exc:
-            raise InvalidInput("the grant is not valid", errors=pydantic_field_errors(exc)) from None
+            raise InvalidInput("the grant is not valid", errors=field_errors(exc)) from None
         services.grant_role(username, data, session=session, by=principal)
     click.echo(f"granted {role_spec} to {username}")
 
@@ -198,14 +196,13 @@ def create_site(code: str, name: str, country: str, as_user: str, as_json: bool)
 
     from trials.core.accounts import services
     from trials.core.accounts.models import SiteCreate, SiteRead
-    from trials.core.api import pydantic_field_errors
-    from trials.core.errors import InvalidInput
+    from trials.core.errors import InvalidInput, field_errors
 
     with acting(as_user) as (session, principal):
         try:
             data = SiteCreate(code=code, name=name, country=country)
         except ValidationError as exc:
-            raise InvalidInput("the site is not valid", errors=pydantic_field_errors(exc)) from None
+            raise InvalidInput("the site is not valid", errors=field_errors(exc)) from None
         site = services.create_site(data, session=session, by=principal)
         out = SiteRead.model_validate(site, from_attributes=True).model_dump(mode="json")
     emit(out, as_json, f"created site {out['code']}")

@@ -10,10 +10,10 @@ from sqlmodel import SQLModel
 from trials.core.accounts.auth import permission_required, require_principal
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
-from trials.core.api import API_PREFIX, operation, pydantic_field_errors
+from trials.core.api import API_PREFIX, operation
 from trials.core.audit import services
 from trials.core.db import db
-from trials.core.errors import InvalidInput
+from trials.core.errors import InvalidInput, field_errors
 
 bp = Blueprint("audit", __name__, template_folder="templates")
 api_bp = Blueprint("audit_api", __name__, url_prefix=API_PREFIX)
@@ -35,7 +35,7 @@ def _filter(principal: Principal) -> tuple[services.AuditFilter, int]:
     try:
         args = FilterArgs.model_validate({k: v for k, v in request.args.items() if v != ""})
     except ValidationError as exc:
-        raise InvalidInput("the filter is not valid", errors=pydantic_field_errors(exc)) from None
+        raise InvalidInput("the filter is not valid", errors=field_errors(exc)) from None
     if args.page < 1:
         raise InvalidInput.field("page", "greater_than_equal", "page: must be 1 or more")
     grant = authorize(principal, Permission.VIEW_AUDIT, session=db.session)
