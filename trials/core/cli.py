@@ -85,8 +85,9 @@ def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
     from trials.core.db import db
     from trials.core.errors import DomainError
 
+    session = db.session
     try:
-        with db.transaction() as session:
+        with db.transaction():
             if as_user is None:
                 principal = services.SYSTEM
             else:
@@ -97,5 +98,7 @@ def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
             audit.set_actor(session, services.actor_for(principal, "cli"))
             yield session, principal
     except DomainError as exc:
+        if exc.keep_changes:
+            session.commit()
         details = "".join(f"\n  {e.message}" for e in exc.errors)
         fail(f"{exc.detail}{details}")

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from trials.core.db import db
 from trials.core.errors import DomainError, FieldError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def _render(status: int, title: str, detail: str, errors: list[FieldError] | Non
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Any:
+        if error.keep_changes:
+            db.keep_changes_on_error()
         return _render(error.status, error.title, error.detail, error.errors)
 
     @app.errorhandler(HTTPException)

@@ -50,10 +50,16 @@ class DomainError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, keep_changes: bool = False
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors or [])
+        # True when the refusal itself was put on record (an audited failed attempt): the
+        # request or command commits what was flushed before the error instead of rolling
+        # back. A service raising it makes no other change first.
+        self.keep_changes = keep_changes
 
 
 class InvalidInput(DomainError):

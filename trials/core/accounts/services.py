@@ -342,6 +342,70 @@ def list_trials(*, session: Session, by: Principal) -> list[Trial]:
 # -- sign-in ----------------------------------------------------------------------------------
 
 
+def _password_attempt(
+    user: User, password: str, *, session: Session, lockout_threshold: int, failed_action: str
+) -> bool:
+    """Check `user`'s password. A failure is audited and counted; the Nth in a row locks.
+
+    Raises AccountLocked when this failure locks the account.
+    """
+    try:
+        _hasher.verify(user.password_hash, password)
+        return True
+    except (VerificationError, InvalidHashError):
+        pass
+    user.failed_sign_ins += 1
+    audit.record_event(
+        session,
+        failed_action,
+        table_name="user_account",
+        record_id=str(user.id),
+        detail=f"wrong password ({user.failed_sign_ins} in a row)",
+    )
+    if user.failed_sign_ins >= lockout_threshold:
+        with audit.reason(session, f"{user.failed_sign_ins} consecutive failed sign-ins"):
+            user.locked_at = utcnow()
+            user.session_version = secrets.token_hex(16)
+            session.add(user)
+        audit.record_event(
+            session,
+            "account_locked",
+            table_name="user_account",
+            record_id=str(user.id),
+            detail=f"locked after {user.failed_sign_ins} consecutive failed sign-ins",
+        )
+        raise AccountLocked(
+            "this account is now locked after repeated failed sign-ins: "
+            "ask an administrator to unlock it",
+            keep_changes=True,
+        )
+    session.add(user)
+    session.flush()
+    return False
+
+
+def reauthenticate(principal: Principal, password: str, *, session: Session, lockout_threshold: int) -> User:
+    """Check the password of a signed-in user again, as an electronic signature requires.
+
+    A wrong password counts towards the lockout like a failed sign-in.
+    """
+    user = session.get(User, principal.user_id)
+    if user is None or not user.is_active or user.locked_at is not None:
+        raise Forbidden("this account cannot sign")
+    if not _password_attempt(
+        user, password, session=session, lockout_threshold=lockout_threshold, failed_action="signature_failed"
+    ):
+        raise InvalidInput(
+            "password: the password is not correct",
+            errors=[FieldError("password", "reauthentication", "password: the password is not correct")],
+            keep_changes=True,
+        )
+    if user.failed_sign_ins:
+        user.failed_sign_ins = 0
+        session.add(user)
+    return user
+
+
 def sign_in(
     username: str, password: str, *, session: Session, lockout_threshold: int, channel: str = "web"
 ) -> Principal:
@@ -355,7 +419,7 @@ def sign_in(
     if user is None:
         actor = audit.Actor(None, name or "(blank)", "", None, channel)
         audit.record_event(session, "sign_in_failed", detail="unknown username", actor=actor)
-        raise Unauthorized("wrong username or password")
+        raise Unauthorized("wrong username or password", keep_changes=True)
     actor = audit.Actor(user.id, user.username, user.printed_name, None, channel)
     audit.set_actor(session, actor)
     if user.locked_at is not None:
@@ -367,7 +431,8 @@ def sign_in(
             detail="account locked",
         )
         raise AccountLocked(
-            "this account is locked after repeated failed sign-ins: ask an administrator to unlock it"
+            "this account is locked after repeated failed sign-ins: ask an administrator to unlock it",
+            keep_changes=True,
         )
     if not user.is_active:
         audit.record_event(
@@ -377,36 +442,11 @@ def sign_in(
             record_id=str(user.id),
             detail="account disabled",
         )
-        raise Unauthorized("wrong username or password")
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        user.failed_sign_ins += 1
-        audit.record_event(
-            session,
-            "sign_in_failed",
-            table_name="user_account",
-            record_id=str(user.id),
-            detail=f"wrong password ({user.failed_sign_ins} in a row)",
-        )
-        if user.failed_sign_ins >= lockout_threshold:
-            with audit.reason(session, f"{user.failed_sign_ins} consecutive failed sign-ins"):
-                user.locked_at = utcnow()
-                user.session_version = secrets.token_hex(16)
-                session.add(user)
-            audit.record_event(
-                session,
-                "account_locked",
-                table_name="user_account",
-                record_id=str(user.id),
-                detail=f"locked after {user.failed_sign_ins} consecutive failed sign-ins",
-            )
-            raise AccountLocked(
-                "this account is now locked after repeated failed sign-ins: ask an administrator to unlock it"
-            ) from None
-        session.add(user)
-        session.flush()
-        raise Unauthorized("wrong username or password") from None
+        raise Unauthorized("wrong username or password", keep_changes=True)
+    if not _password_attempt(
+        user, password, session=session, lockout_threshold=lockout_threshold, failed_action="sign_in_failed"
+    ):
+        raise Unauthorized("wrong username or password", keep_changes=True)
     user.failed_sign_ins = 0
     user.last_sign_in_at = utcnow()
     if _hasher.check_needs_rehash(user.password_hash):

@@ -45,8 +45,6 @@ def sign_in() -> Any:
     form = SignInForm()
     status = 200
     if form.validate_on_submit():
-        # A failed attempt and the lock it may cause are kept although the answer is an error.
-        db.keep_changes_on_error()
         try:
             principal = services.sign_in(
                 form.username.data or "",
@@ -56,6 +54,8 @@ def sign_in() -> Any:
                 channel="web",
             )
         except DomainError as exc:
+            if exc.keep_changes:  # the failed attempt and any lock it caused stay on record
+                db.keep_changes_on_error()
             form.password.errors = [exc.detail]
             status = exc.status
         else:
