@@ -2,12 +2,15 @@
 
 import os
 from logging import getLogger
+from typing import Any, Literal
 
 from alembic import context
 
+import protocols.models  # noqa: F401
 import trials.core.accounts.models  # noqa: F401
 import trials.core.audit.models  # noqa: F401
-from trials.core.db import make_engine, metadata
+import trials.core.signatures.models  # noqa: F401
+from trials.core.db import UTCDateTime, make_engine, metadata
 
 log = getLogger("alembic.env")
 config = context.config
@@ -23,9 +26,21 @@ def _url() -> str:
     raise RuntimeError("set TRIALS_DATABASE_URL, or run migrations with `trials db upgrade`")
 
 
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render our UTC timestamp type as the column type it stores, so revisions import no app code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def run_migrations_offline() -> None:
     context.configure(
-        url=_url(), target_metadata=metadata, literal_binds=True, render_as_batch=True, compare_type=True
+        url=_url(),
+        target_metadata=metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -39,6 +54,7 @@ def run_migrations_online() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()

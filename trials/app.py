@@ -33,6 +33,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         services.configure_password_hashing(**hashing)
     app.jinja_env.globals["Permission"] = Permission
 
+    from protocols import api as protocols_api
+    from protocols import views as protocols_views
     from trials.core import api
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
@@ -41,9 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (
         accounts_views.bp,
         audit_views.bp,
+        protocols_views.bp,
         api.bp,
         accounts_api.bp,
         audit_views.api_bp,
+        protocols_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from protocols.cli import protocol
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
@@ -38,6 +39,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(users)
 main.add_command(sites)
 main.add_command(audit)
+main.add_command(protocol)
 
 
 @main.group("db")

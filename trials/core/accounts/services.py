@@ -375,8 +375,7 @@ def _password_attempt(
             detail=f"locked after {user.failed_sign_ins} consecutive failed sign-ins",
         )
         raise AccountLocked(
-            "this account is now locked after repeated failed sign-ins: "
-            "ask an administrator to unlock it",
+            "this account is now locked after repeated failed sign-ins: ask an administrator to unlock it",
             keep_changes=True,
         )
     session.add(user)

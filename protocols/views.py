@@ -1,0 +1,192 @@
+"""Web pages of the protocol registry: list, register, view, edit a draft, amend, diff, lock."""
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+
+from protocols import services
+from protocols.forms import DocumentForm, LockForm
+from trials.core.accounts.auth import login_required
+from trials.core.accounts.permissions import Permission
+from trials.core.db import db
+from trials.core.errors import DomainError, FieldError, InvalidInput
+
+bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/protocols")
+
+
+def _submitted(form: DocumentForm) -> services.Submission:
+    upload = form.file.data
+    if upload and getattr(upload, "filename", ""):
+        name = upload.filename.lower()
+        fmt: services.Format | None = (
+            "json" if name.endswith(".json") else "yaml" if name.endswith((".yaml", ".yml")) else None
+        )
+        return services.parse_submission(upload.read(), fmt)
+    if form.text.data and form.text.data.strip():
+        return services.parse_submission(form.text.data)
+    raise InvalidInput.field("file", "required", "file: upload a protocol file or paste its text")
+
+
+def _errors(exc: DomainError) -> list[FieldError]:
+    return exc.errors or [FieldError("", "refused", exc.detail)]
+
+
+@bp.get("")
+@login_required
+def index() -> Any:
+    rows = services.list_protocols(session=db.session, by=g.principal)
+    can_register = bool(
+        g.principal.grant_for(Permission.MANAGE_ACCOUNTS) or g.principal.grant_for(Permission.MANAGE_PROTOCOL)
+    )
+    return render_template("protocols/index.html", rows=rows, can_register=can_register)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def register() -> Any:
+    form = DocumentForm()
+    errors: list[FieldError] = []
+    if form.validate_on_submit():
+        try:
+            version = services.register(_submitted(form), session=db.session, by=g.principal)
+        except InvalidInput as exc:
+            errors = _errors(exc)
+        else:
+            code = services.document_of(version).trial.code
+            flash(f"Registered {code} version 1 as a draft.", "success")
+            return redirect(url_for("protocols.version", code=code, number=1))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "protocols/edit.html", form=form, errors=errors, title="Register a protocol", show_reason=False
+    ), status
+
+
+@bp.get("/<code>")
+@login_required
+def latest(code: str) -> Any:
+    version = services.get_version(code, None, session=db.session, by=g.principal)
+    return redirect(url_for("protocols.version", code=code, number=version.version))
+
+
+@bp.get("/<code>/versions/<int:number>")
+@login_required
+def version(code: str, number: int) -> Any:
+    row = services.get_version(code, number, session=db.session, by=g.principal)
+    versions = services.list_versions(code, session=db.session, by=g.principal)
+    can_manage = g.principal.grant_for(Permission.MANAGE_PROTOCOL, trial_id=row.trial_id) is not None
+    return render_template(
+        "protocols/version.html",
+        code=code,
+        row=row,
+        document=services.document_of(row),
+        versions=versions,
+        signature=services.signature_of(row, session=db.session),
+        can_manage=can_manage,
+        is_latest=versions[-1].version == row.version,
+    )
+
+
+@bp.route("/<code>/versions/<int:number>/edit", methods=["GET", "POST"])
+@login_required
+def edit(code: str, number: int) -> Any:
+    row = services.get_version(code, number, session=db.session, by=g.principal)
+    form = DocumentForm()
+    if request.method == "GET":
+        form.text.data = row.source_text
+    errors: list[FieldError] = []
+    if form.validate_on_submit():
+        try:
+            services.update_draft(
+                code,
+                number,
+                _submitted(form),
+                reason=form.reason.data or "",
+                session=db.session,
+                by=g.principal,
+            )
+        except InvalidInput as exc:
+            errors = _errors(exc)
+        else:
+            flash(f"Saved draft version {number}.", "success")
+            return redirect(url_for("protocols.version", code=code, number=number))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "protocols/edit.html",
+        form=form,
+        errors=errors,
+        show_reason=True,
+        title=f"Edit {code} draft version {number}",
+    ), status
+
+
+@bp.route("/<code>/amend", methods=["GET", "POST"])
+@login_required
+def amend(code: str) -> Any:
+    latest_row = services.get_version(code, None, session=db.session, by=g.principal)
+    form = DocumentForm()
+    if request.method == "GET":
+        form.text.data = latest_row.source_text
+    errors: list[FieldError] = []
+    if form.validate_on_submit():
+        try:
+            row = services.amend(
+                code, _submitted(form), reason=form.reason.data or "", session=db.session, by=g.principal
+            )
+        except InvalidInput as exc:
+            errors = _errors(exc)
+        else:
+            flash(f"Created draft version {row.version}.", "success")
+            return redirect(url_for("protocols.version", code=code, number=row.version))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "protocols/edit.html",
+        form=form,
+        errors=errors,
+        show_reason=True,
+        title=f"Amend {code} (new version after {latest_row.version})",
+    ), status
+
+
+@bp.route("/<code>/versions/<int:number>/lock", methods=["GET", "POST"])
+@login_required
+def lock(code: str, number: int) -> Any:
+    row = services.get_version(code, number, session=db.session, by=g.principal)
+    form = LockForm()
+    if form.validate_on_submit():
+        try:
+            services.lock(
+                code,
+                number,
+                password=form.password.data or "",
+                session=db.session,
+                by=g.principal,
+                lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
+            )
+        except InvalidInput as exc:
+            if exc.keep_changes:
+                db.keep_changes_on_error()
+            form.password.errors = [e.message for e in exc.errors] or [exc.detail]
+        else:
+            flash(f"Locked {code} version {number}.", "success")
+            return redirect(url_for("protocols.version", code=code, number=number))
+    status = 422 if request.method == "POST" else 200
+    return render_template("protocols/lock.html", form=form, code=code, row=row), status
+
+
+@bp.get("/<code>/diff")
+@login_required
+def diff(code: str) -> Any:
+    versions = services.list_versions(code, session=db.session, by=g.principal)
+    old = request.args.get("from", type=int) or max(1, versions[-1].version - 1 if versions else 1)
+    new = request.args.get("to", type=int) or (versions[-1].version if versions else 1)
+    changes = services.diff(code, old, new, session=db.session, by=g.principal)
+    new_row = next((v for v in versions if v.version == new), None)
+    return render_template(
+        "protocols/diff.html",
+        code=code,
+        old=old,
+        new=new,
+        changes=changes,
+        versions=versions,
+        new_row=new_row,
+    )

@@ -1,0 +1,48 @@
+"""Electronic signature records. Written once, never changed."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Uuid
+from sqlmodel import Field, SQLModel
+
+from trials.core.audit.services import Audited
+from trials.core.db import UTCDateTime, new_id, utcnow
+
+
+class Meaning(StrEnum):
+    """What a signature means (DOMAIN.md section 6)."""
+
+    REVIEW = "review"
+    APPROVAL = "approval"
+    AUTHORSHIP = "authorship"
+
+
+_MEANINGS = ", ".join(f"'{m.value}'" for m in Meaning)
+
+
+class Signature(Audited, SQLModel, table=True):
+    """A signature: who (printed name), when (UTC), what it means, and the hash of what was signed."""
+
+    __tablename__ = "signature"
+    __table_args__ = (CheckConstraint(f"meaning IN ({_MEANINGS})", name="meaning_known"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id"), nullable=False))
+    username: str = Field(sa_type=String(64))
+    printed_name: str = Field(sa_type=String(200))
+    meaning: str = Field(sa_type=String(16))
+    signed_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    table_name: str = Field(sa_type=String(64))
+    record_id: str = Field(sa_type=String(64), index=True)
+    content_hash: str = Field(sa_type=String(64))
+    trial_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("trial.id"), nullable=True)
+    )
+
+    @property
+    def manifestation(self) -> str:
+        """The signature as shown wherever the signed record is shown or printed."""
+        when = self.signed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{self.printed_name} ({self.username}), {when}, {self.meaning}, sha256 {self.content_hash}"
