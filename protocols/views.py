@@ -17,11 +17,7 @@ bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/
 def _submitted(form: DocumentForm) -> services.Submission:
     upload = form.file.data
     if upload and getattr(upload, "filename", ""):
-        name = upload.filename.lower()
-        fmt: services.Format | None = (
-            "json" if name.endswith(".json") else "yaml" if name.endswith((".yaml", ".yml")) else None
-        )
-        return services.parse_submission(upload.read(), fmt)
+        return services.parse_submission(upload.read(), services.format_from_name(upload.filename))
     if form.text.data and form.text.data.strip():
         return services.parse_submission(form.text.data)
     raise InvalidInput.field("file", "required", "file: upload a protocol file or paste its text")

@@ -117,6 +117,12 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
             "Demo accounts (username / password / role):",
         ]
         lines += [f"  {a['username']:<14} {a['password']:<26} {a['role']}" for a in data["accounts"]]
+        p = data["protocol"]
+        lines.append(
+            f"Protocol {p['trial']} version {p['version']} {p['status']}: sha256 {p['content_hash']}"
+        )
+        if p["signature"]:
+            lines.append(f"  signed: {p['signature']}")
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
 

@@ -9,8 +9,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col, select
+
+from protocols.models import ProtocolVersion
 from trials.core.accounts import services
-from trials.core.accounts.models import GrantCreate, Role, SiteCreate, TrialCreate, UserCreate
+from trials.core.accounts.models import GrantCreate, Role, SiteCreate, Trial, TrialCreate, UserCreate
 from trials.core.audit import services as audit
 from trials.core.db import db
 from trials.core.errors import InvalidInput, NotFound
@@ -38,6 +41,41 @@ def _trial_and_sites(document: Any) -> tuple[str, str, list[SiteCreate]]:
     return document.trial.code, " ".join(document.trial.title.split()), sites
 
 
+def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The example protocol, registered by the sponsor and locked with the sponsor's signature.
+
+    Idempotent: a trial that already has a locked version 1 is left as it is.
+    """
+    from flask import current_app
+
+    from protocols import services as protocols
+    from protocols.document import example_protocol_path
+
+    passwords = {a["username"]: a["password"] for a in accounts}
+    submission = protocols.parse_submission(example_protocol_path().read_bytes(), "yaml")
+    code = submission.document.trial.code
+    with db.transaction() as session:
+        sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
+        audit.set_actor(session, services.actor_for(sponsor, "cli"))
+        existing = session.exec(
+            select(ProtocolVersion)
+            .join(Trial, col(ProtocolVersion.trial_id) == Trial.id)
+            .where(Trial.code == code)
+        ).first()
+        if existing is None:
+            protocols.register(submission, session=session, by=sponsor)
+        version = protocols.get_version(code, 1, session=session, by=sponsor)
+        if not version.locked:
+            version, _signature = protocols.lock(
+                code, 1, password=passwords["sponsor"], session=session, by=sponsor,
+                lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
+            )  # fmt: skip
+        signature = protocols.signature_of(version, session=session)
+        return {"trial": code, "version": version.version, "status": version.status,
+                "content_hash": version.content_hash,
+                "signature": signature.manifestation if signature else None}  # fmt: skip
+
+
 def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
     from protocols.document import example_protocol_path, parse_protocol
 
@@ -54,6 +92,8 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
         try:
             services.get_trial(trial_code, session=session)
         except InvalidInput:
+            # The trial is created from the protocol document, as registration does; the demo
+            # creates it first so that the accounts can be granted roles in it.
             services.create_trial(TrialCreate(code=trial_code, title=trial_title), session=session, by=by)
         for username, name, role, trial, site in _demo_accounts(trial_code, sites[0].code):
             password = _password()
@@ -73,8 +113,10 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
             accounts.append(
                 {"username": username, "password": password, "role": role.value, "trial": trial, "site": site}
             )
+    protocol = _register_and_lock_protocol(accounts)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
+        "protocol": protocol,
         "trial": trial_code,
         "sites": [s.code for s in sites],
         "participants": participants,
