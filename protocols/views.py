@@ -6,10 +6,12 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 
 from protocols import services
 from protocols.forms import DocumentForm, LockForm
+from protocols.models import ProtocolVersion
 from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission
+from trials.core.accounts.services import authorize
 from trials.core.db import db
-from trials.core.errors import DomainError, FieldError, InvalidInput
+from trials.core.errors import Conflict, DomainError, FieldError, InvalidInput
 
 bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/protocols")
 
@@ -27,6 +29,11 @@ def _errors(exc: DomainError) -> list[FieldError]:
     return exc.errors or [FieldError("", "refused", exc.detail)]
 
 
+def _require_manage(row: ProtocolVersion) -> None:
+    """Edit, lock and amend forms are for those who may manage the protocol: 403 before any form."""
+    authorize(g.principal, Permission.MANAGE_PROTOCOL, session=db.session, trial_id=row.trial_id)
+
+
 @bp.get("")
 @login_required
 def index() -> Any:
@@ -42,16 +49,22 @@ def index() -> Any:
 def register() -> Any:
     form = DocumentForm()
     errors: list[FieldError] = []
+    status = 200
     if form.validate_on_submit():
         try:
             version = services.register(_submitted(form), session=db.session, by=g.principal)
-        except InvalidInput as exc:
-            errors = _errors(exc)
+        except (InvalidInput, Conflict) as exc:
+            errors, status = _errors(exc), exc.status
         else:
             code = services.document_of(version).trial.code
             flash(f"Registered {code} version 1 as a draft.", "success")
+            if g.principal.grant_for(Permission.VIEW_TRIAL, trial_id=version.trial_id) is None:
+                # An administrator registers a new trial's protocol but holds no role in it.
+                flash("Grant a sponsor or statistician role in the trial to view, edit and lock it.", "info")
+                return redirect(url_for("protocols.index"))
             return redirect(url_for("protocols.version", code=code, number=1))
-    status = 422 if request.method == "POST" else 200
+    elif request.method == "POST":
+        status = 422
     return render_template(
         "protocols/edit.html", form=form, errors=errors, title="Register a protocol", show_reason=False
     ), status
@@ -86,6 +99,9 @@ def version(code: str, number: int) -> Any:
 @login_required
 def edit(code: str, number: int) -> Any:
     row = services.get_version(code, number, session=db.session, by=g.principal)
+    _require_manage(row)
+    if row.locked and request.method == "GET":
+        raise Conflict(f"version {number} is locked and cannot be changed: amend it instead")
     form = DocumentForm()
     if request.method == "GET":
         form.text.data = row.source_text
@@ -119,6 +135,7 @@ def edit(code: str, number: int) -> Any:
 @login_required
 def amend(code: str) -> Any:
     latest_row = services.get_version(code, None, session=db.session, by=g.principal)
+    _require_manage(latest_row)
     form = DocumentForm()
     if request.method == "GET":
         form.text.data = latest_row.source_text
@@ -147,6 +164,7 @@ def amend(code: str) -> Any:
 @login_required
 def lock(code: str, number: int) -> Any:
     row = services.get_version(code, number, session=db.session, by=g.principal)
+    _require_manage(row)
     form = LockForm()
     if form.validate_on_submit():
         try:
