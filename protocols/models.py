@@ -15,6 +15,7 @@ from sqlalchemy import (
     Uuid,
     event,
     inspect,
+    select,
 )
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
@@ -81,15 +82,30 @@ class ProtocolVersionRead(SQLModel):
     document: dict[str, Any] | None = None
 
 
-@event.listens_for(OrmSession, "before_flush")
+def _stored_status(session: OrmSession, obj: ProtocolVersion) -> str | None:
+    """The status the row had before this flush, read from the database if it was never loaded."""
+    state = inspect(obj)
+    assert state is not None
+    history = state.attrs.status.history
+    if history.deleted:
+        return str(history.deleted[0])
+    if not history.added:
+        return obj.status
+    # status was set on an expired or unloaded attribute: the old value is only in the row
+    table = ProtocolVersion.__table__  # type: ignore[attr-defined]
+    row = session.connection().execute(select(table.c.status).where(table.c.id == obj.id)).first()
+    return None if row is None else str(row[0])
+
+
+# Registered first (insert=True): a refused change never reaches the audit mechanism's listener,
+# so no entry describes a change that did not happen, and no reason is asked for it.
+@event.listens_for(OrmSession, "before_flush", insert=True)
 def _locked_versions_are_immutable(session: OrmSession, _context: Any, _instances: Any) -> None:
     """Whatever path changes a locked version, the ORM refuses it (and the database below)."""
     for obj in (*session.dirty, *session.deleted):
         if not isinstance(obj, ProtocolVersion):
             continue
-        state = inspect(obj)
-        assert state is not None
-        history = state.attrs.status.history
-        was = history.deleted[0] if history.deleted else obj.status
-        if was == Status.LOCKED.value and (obj in session.deleted or session.is_modified(obj)):
+        if not (obj in session.deleted or session.is_modified(obj)):
+            continue
+        if _stored_status(session, obj) == Status.LOCKED.value:
             raise Conflict(f"protocol version {obj.version} is locked and cannot be changed")

@@ -204,8 +204,8 @@ def amend(code: str, sub: Submission, *, reason: str, session: Session, by: Prin
         raise InvalidInput.field("document", "unchanged", "document: the amendment changes nothing")
     trial = _trial(code, session=session)
     version = _new_version(trial, latest.version + 1, sub, by, reason.strip())
-    session.add(version)
-    session.flush()
+    with audit.reason(session, reason):
+        session.add(version)
     return version
 
 

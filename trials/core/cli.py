@@ -77,17 +77,16 @@ def fail(message: str, code: int = 1) -> None:
 def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
     """A session acting as `as_user` (or the system, when None) on the `cli` channel.
 
-    Commits once when the block succeeds; rolls back and reports a domain error as a clean
-    message and exit status 1.
+    Commits once when the block succeeds; rolls back (unless the error put itself on record)
+    and reports a domain error as a clean message and exit status 1.
     """
     from trials.core.accounts import services
     from trials.core.audit import services as audit
     from trials.core.db import db
     from trials.core.errors import DomainError
 
-    session = db.session
     try:
-        with db.transaction():
+        with db.transaction() as session:
             if as_user is None:
                 principal = services.SYSTEM
             else:
@@ -98,7 +97,5 @@ def acting(as_user: str | None) -> Iterator[tuple["Session", "Principal"]]:
             audit.set_actor(session, services.actor_for(principal, "cli"))
             yield session, principal
     except DomainError as exc:
-        if exc.keep_changes:
-            session.commit()
         details = "".join(f"\n  {e.message}" for e in exc.errors)
         fail(f"{exc.detail}{details}")

@@ -168,11 +168,23 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """Commit once on success, roll back on any exception (CLI commands, jobs)."""
+        """Commit once on success, roll back on any exception (CLI commands, jobs).
+
+        A domain error raised with `keep_changes` (a refusal that put itself on the audit
+        trail) commits what was flushed before it, as a request does.
+        """
+        from trials.core.errors import DomainError
+
         session = self.session
         try:
             yield session
             session.commit()
+        except DomainError as exc:
+            if exc.keep_changes:
+                session.commit()
+            else:
+                session.rollback()
+            raise
         except BaseException:
             session.rollback()
             raise
