@@ -1,5 +1,6 @@
 """Web pages of the protocol registry: list, register, view, edit a draft, amend, diff, lock."""
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -44,30 +45,47 @@ def index() -> Any:
     return render_template("protocols/index.html", rows=rows, can_register=can_register)
 
 
-@bp.route("/new", methods=["GET", "POST"])
-@login_required
-def register() -> Any:
+def _document_page(
+    title: str,
+    save: Callable[[services.Submission, str], Any],
+    *,
+    prefill: str | None = None,
+    show_reason: bool = True,
+) -> Any:
+    """The register, edit and amend pages: a document form whose errors keep the page (and store nothing)."""
     form = DocumentForm()
+    if request.method == "GET" and prefill is not None:
+        form.text.data = prefill
     errors: list[FieldError] = []
     status = 200
     if form.validate_on_submit():
         try:
-            version = services.register(_submitted(form), session=db.session, by=g.principal)
+            return save(_submitted(form), form.reason.data or "")
         except (InvalidInput, Conflict) as exc:
+            if exc.keep_changes:
+                db.keep_changes_on_error()
             errors, status = _errors(exc), exc.status
-        else:
-            code = services.document_of(version).trial.code
-            flash(f"Registered {code} version 1 as a draft.", "success")
-            if g.principal.grant_for(Permission.VIEW_TRIAL, trial_id=version.trial_id) is None:
-                # An administrator registers a new trial's protocol but holds no role in it.
-                flash("Grant a sponsor or statistician role in the trial to view, edit and lock it.", "info")
-                return redirect(url_for("protocols.index"))
-            return redirect(url_for("protocols.version", code=code, number=1))
     elif request.method == "POST":
         status = 422
     return render_template(
-        "protocols/edit.html", form=form, errors=errors, title="Register a protocol", show_reason=False
+        "protocols/edit.html", form=form, errors=errors, title=title, show_reason=show_reason
     ), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def register() -> Any:
+    def save(sub: services.Submission, _reason: str) -> Any:
+        version = services.register(sub, session=db.session, by=g.principal)
+        code = sub.document.trial.code
+        flash(f"Registered {code} version 1 as a draft.", "success")
+        if g.principal.grant_for(Permission.VIEW_TRIAL, trial_id=version.trial_id) is None:
+            # An administrator registers a new trial's protocol but holds no role in it.
+            flash("Grant a sponsor or statistician role in the trial to view, edit and lock it.", "info")
+            return redirect(url_for("protocols.index"))
+        return redirect(url_for("protocols.version", code=code, number=1))
+
+    return _document_page("Register a protocol", save, show_reason=False)
 
 
 @bp.get("/<code>")
@@ -102,33 +120,13 @@ def edit(code: str, number: int) -> Any:
     _require_manage(row)
     if row.locked and request.method == "GET":
         raise Conflict(f"version {number} is locked and cannot be changed: amend it instead")
-    form = DocumentForm()
-    if request.method == "GET":
-        form.text.data = row.source_text
-    errors: list[FieldError] = []
-    if form.validate_on_submit():
-        try:
-            services.update_draft(
-                code,
-                number,
-                _submitted(form),
-                reason=form.reason.data or "",
-                session=db.session,
-                by=g.principal,
-            )
-        except InvalidInput as exc:
-            errors = _errors(exc)
-        else:
-            flash(f"Saved draft version {number}.", "success")
-            return redirect(url_for("protocols.version", code=code, number=number))
-    status = 422 if request.method == "POST" else 200
-    return render_template(
-        "protocols/edit.html",
-        form=form,
-        errors=errors,
-        show_reason=True,
-        title=f"Edit {code} draft version {number}",
-    ), status
+
+    def save(sub: services.Submission, reason: str) -> Any:
+        services.update_draft(code, number, sub, reason=reason, session=db.session, by=g.principal)
+        flash(f"Saved draft version {number}.", "success")
+        return redirect(url_for("protocols.version", code=code, number=number))
+
+    return _document_page(f"Edit {code} draft version {number}", save, prefill=row.source_text)
 
 
 @bp.route("/<code>/amend", methods=["GET", "POST"])
@@ -136,28 +134,14 @@ def edit(code: str, number: int) -> Any:
 def amend(code: str) -> Any:
     latest_row = services.get_version(code, None, session=db.session, by=g.principal)
     _require_manage(latest_row)
-    form = DocumentForm()
-    if request.method == "GET":
-        form.text.data = latest_row.source_text
-    errors: list[FieldError] = []
-    if form.validate_on_submit():
-        try:
-            row = services.amend(
-                code, _submitted(form), reason=form.reason.data or "", session=db.session, by=g.principal
-            )
-        except InvalidInput as exc:
-            errors = _errors(exc)
-        else:
-            flash(f"Created draft version {row.version}.", "success")
-            return redirect(url_for("protocols.version", code=code, number=row.version))
-    status = 422 if request.method == "POST" else 200
-    return render_template(
-        "protocols/edit.html",
-        form=form,
-        errors=errors,
-        show_reason=True,
-        title=f"Amend {code} (new version after {latest_row.version})",
-    ), status
+
+    def save(sub: services.Submission, reason: str) -> Any:
+        row = services.amend(code, sub, reason=reason, session=db.session, by=g.principal)
+        flash(f"Created draft version {row.version}.", "success")
+        return redirect(url_for("protocols.version", code=code, number=row.version))
+
+    title = f"Amend {code} (new version after {latest_row.version})"
+    return _document_page(title, save, prefill=latest_row.source_text)
 
 
 @bp.route("/<code>/versions/<int:number>/lock", methods=["GET", "POST"])
