@@ -588,3 +588,52 @@ def test_disabling_or_locking_a_user_ends_their_web_session(
             sign_in(other, "ann", WRONG)
         assert reload(session, user).locked_at is not None
     assert_sent_to_sign_in(client.get("/"))
+
+
+def test_concurrent_wrong_passwords_all_count_and_lock(fresh_database_url: str) -> None:
+    """Failed sign-ins racing each other are each counted and audited; the threshold still locks."""
+    import threading
+
+    from sqlmodel import Session, func, select
+
+    from trials.core.accounts import services as accounts
+    from trials.core.accounts.models import User, UserCreate
+    from trials.core.audit import services as audit_services
+    from trials.core.audit.models import AuditEntry
+    from trials.core.db import make_engine
+    from trials.core.errors import DomainError
+
+    engine = make_engine(fresh_database_url)
+    with Session(engine) as s:
+        audit_services.set_actor(s, audit_services.Actor.system())
+        accounts.create_user(UserCreate(username="racer", printed_name="Racer", password=PASSWORD), session=s,
+                             by=accounts.SYSTEM)  # fmt: skip
+        s.commit()
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        with Session(engine) as s:
+            try:
+                accounts.sign_in("racer", "wrong password!", session=s, lockout_threshold=6)
+            except DomainError as exc:
+                if exc.keep_changes:
+                    s.commit()
+                outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "racer")).one()
+        failed = s.exec(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "sign_in_failed")
+        ).one()
+    with engine.connect() as conn:
+        assert audit_services.verify_chain(conn).ok
+    engine.dispose()
+    assert len(outcomes) == 8
+    assert user.locked_at is not None
+    assert failed == 8
+    assert outcomes.count("AccountLocked") >= 1

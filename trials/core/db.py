@@ -91,9 +91,12 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    # IMMEDIATE takes the write lock at the start: a deferred transaction that reads and then
+    # writes fails at once with "database is locked" when another writer committed in between
+    # (the busy timeout cannot help it), whereas an immediate one waits its turn.
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class DatabaseState:

@@ -388,7 +388,7 @@ def reauthenticate(principal: Principal, password: str, *, session: Session, loc
 
     A wrong password counts towards the lockout like a failed sign-in.
     """
-    user = session.get(User, principal.user_id)
+    user = session.get(User, principal.user_id, with_for_update=True, populate_existing=True)
     if user is None or not user.is_active or user.locked_at is not None:
         raise Forbidden("this account cannot sign")
     if not _password_attempt(
@@ -414,7 +414,9 @@ def sign_in(
     must keep the changes even though it answers with an error.
     """
     name = username.strip().lower()[:64]
-    user = session.exec(select(User).where(User.username == name)).first()
+    # The row lock makes concurrent attempts count one after another (PostgreSQL; SQLite's
+    # immediate transactions already do): no failure is lost to a race, so the lockout holds.
+    user = session.exec(select(User).where(User.username == name).with_for_update()).first()
     if user is None:
         actor = audit.Actor(None, name or "(blank)", "", None, channel)
         audit.record_event(session, "sign_in_failed", detail="unknown username", actor=actor)
