@@ -606,8 +606,11 @@ def test_concurrent_wrong_passwords_all_count_and_lock(fresh_database_url: str) 
     engine = make_engine(fresh_database_url)
     with Session(engine) as s:
         audit_services.set_actor(s, audit_services.Actor.system())
-        accounts.create_user(UserCreate(username="racer", printed_name="Racer", password=PASSWORD), session=s,
-                             by=accounts.SYSTEM)  # fmt: skip
+        accounts.create_user(
+            UserCreate(username="racer", printed_name="Racer", password=PASSWORD),
+            session=s,
+            by=accounts.SYSTEM,
+        )
         s.commit()
     outcomes: list[str] = []
 
@@ -637,3 +640,36 @@ def test_concurrent_wrong_passwords_all_count_and_lock(fresh_database_url: str) 
     assert user.locked_at is not None
     assert failed == 8
     assert outcomes.count("AccountLocked") >= 1
+
+
+def test_sign_out_ends_a_copied_session_cookie(client: Any, session: Session, make_user: Any) -> None:
+    make_user("ada", "admin")
+    session.commit()
+    assert sign_in(client, "ada").status_code == 302
+    thief = client.application.test_client()
+    cookie = client.get_cookie("trials_session")
+    assert cookie is not None
+    thief.set_cookie("trials_session", cookie.value)
+    assert thief.get("/admin/users").status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    client.post("/sign-out", data={"csrf_token": csrf_token(page)})
+    assert thief.get("/admin/users").status_code == 302
+
+
+def test_a_user_with_several_roles_signs_out_and_makes_tokens(
+    client: Any, session: Session, make_site: Any, make_trial: Any, make_user: Any
+) -> None:
+    make_trial("MOOD-CBT")
+    make_trial("OTHER-TRIAL")
+    make_user("multi", "monitor:MOOD-CBT", "sponsor:OTHER-TRIAL", "statistician_blinded:OTHER-TRIAL")
+    session.commit()
+    assert sign_in(client, "multi").status_code == 302
+    page = client.get("/account").get_data(as_text=True)
+    made = client.post(
+        "/account",
+        data={"csrf_token": csrf_token(page), "name": "t", "scope": "read", "expires_in_days": "5"},
+    )
+    assert made.status_code == 200
+    out = client.post("/sign-out", data={"csrf_token": csrf_token(page)})
+    assert out.status_code == 302
+    assert client.get("/").status_code == 302

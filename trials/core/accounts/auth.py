@@ -62,13 +62,7 @@ def _authenticate_web() -> Any:
     principal: Principal = current_user._get_current_object()
     audit.set_actor(db.session, services.actor_for(principal, "web"))
     if now - last_seen > idle * 60:
-        audit.record_event(
-            db.session,
-            "sign_out",
-            table_name="user_account",
-            record_id=str(principal.user_id),
-            detail=f"idle for more than {idle} minutes",
-        )
+        services.sign_out(principal, session=db.session, detail=f"idle for more than {idle} minutes")
         logout_user()
         session.clear()
         flash(f"You were signed out after {idle} minutes without activity.", "info")

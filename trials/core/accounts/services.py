@@ -73,12 +73,14 @@ def load_principal(user: User, *, session: Session, token_scope: str | None = No
 def actor_for(principal: Principal, channel: str) -> audit.Actor:
     if principal is SYSTEM:
         return audit.Actor.system(channel)
-    roles = sorted(r.value for r in principal.roles)
+    # The role under which an act is allowed is set by `authorize`; until then, a user holding
+    # exactly one role acts in it.
+    roles = principal.roles
     return audit.Actor(
         principal.user_id,
         principal.username,
         principal.printed_name,
-        ",".join(roles) or None,
+        next(iter(roles)).value if len(roles) == 1 else None,
         channel,
     )
 
@@ -381,6 +383,18 @@ def _password_attempt(
     session.add(user)
     session.flush()
     return False
+
+
+def sign_out(principal: Principal, *, session: Session, detail: str | None = None) -> None:
+    """End every web session of the user: the session cookie is signed, so the server-side
+    session version is rotated, and a copied cookie stops working too."""
+    user = session.get(User, principal.user_id)
+    if user is None:
+        return
+    audit.record_event(session, "sign_out", table_name="user_account", record_id=str(user.id), detail=detail)
+    with audit.reason(session, detail or "signed out"):
+        user.session_version = secrets.token_hex(16)
+        session.add(user)
 
 
 def reauthenticate(principal: Principal, password: str, *, session: Session, lockout_threshold: int) -> User:

@@ -23,7 +23,6 @@ from trials.core.accounts.auth import current_principal, login_required, permiss
 from trials.core.accounts.forms import EmptyForm, SignInForm, TokenForm
 from trials.core.accounts.models import TokenCreate
 from trials.core.accounts.permissions import Permission
-from trials.core.audit import services as audit
 from trials.core.db import db
 from trials.core.errors import DomainError, Unauthorized
 
@@ -76,7 +75,7 @@ def sign_out() -> Any:
         raise Unauthorized("the sign-out form has expired")
     principal = current_principal()
     assert principal is not None
-    audit.record_event(db.session, "sign_out", table_name="user_account", record_id=str(principal.user_id))
+    services.sign_out(principal, session=db.session)
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
