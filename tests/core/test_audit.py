@@ -225,3 +225,25 @@ def test_user_changes_are_audited_with_the_acting_admin(session: Session) -> Non
         "false",
         "left the study team",
     )
+
+
+def test_core_statements_around_the_trail_are_refused(session: Session) -> None:
+    from trials.core.audit.models import ENTRY_TABLE, HEAD_TABLE
+
+    session.add(site := Site(code="NEW", name="Newcastle", country="GB"))
+    session.flush()
+    connection = session.connection()
+    site_table = Site.__table__  # type: ignore[attr-defined]
+    for statement in (
+        update(site_table).values(name="x"),
+        site_table.delete(),
+        site_table.insert().values(
+            id=site.id, code="ZZZ", name="z", country="GB", created_at=site.created_at
+        ),
+    ):
+        with pytest.raises(audit.AuditError, match="bypass"):
+            connection.execute(statement)
+    for statement in (update(ENTRY_TABLE).values(reason="x"), update(HEAD_TABLE).values(last_seq=0)):
+        with pytest.raises(audit.AuditError, match="append-only"):
+            connection.execute(statement)
+    assert audit.verify_chain(connection).ok

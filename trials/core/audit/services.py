@@ -21,9 +21,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, event, func, insert, inspect, select, update
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy import Connection, Engine, event, func, insert, inspect, select, update
 from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session, SQLModel, col
 
 from trials.core.audit.models import ENTRY_TABLE, GENESIS_HASH, HEAD_TABLE, AuditChainHead, AuditEntry
@@ -175,6 +175,11 @@ def append(connection: Connection, actor: Actor, changes: Sequence[Change], reas
     """Append entries for `changes` to the chain inside the connection's transaction."""
     if not changes:
         return
+    with _writing(connection):
+        _append(connection, actor, changes, reason)
+
+
+def _append(connection: Connection, actor: Actor, changes: Sequence[Change], reason: str | None) -> None:
     head = HEAD_TABLE
     row = connection.execute(
         update(head)
@@ -317,6 +322,10 @@ def _audit_before_flush(session: OrmSession, _context: Any, _instances: Any) -> 
                 needs_reason.append(str(getattr(obj, "__tablename__", type(obj).__name__)))
             pending.extend(changes)
     if not pending:
+        # Bookkeeping-only changes (excluded fields) are written without entries.
+        if any(isinstance(obj, Audited) for obj in (*session.new, *session.dirty, *session.deleted)):
+            connection = session.connection()
+            connection.info[_ALLOWED] = connection.get_transaction()
         return
     reason_text: str | None = session.info.get(_REASON_KEY)
     if needs_reason and not reason_text:
@@ -327,22 +336,63 @@ def _audit_before_flush(session: OrmSession, _context: Any, _instances: Any) -> 
     actor: Actor | None = session.info.get(_ACTOR_KEY)
     if actor is None:
         raise AuditError("no actor set on the session: every audited change needs one")
-    append(session.connection(), actor, pending, reason_text)
+    connection = session.connection()
+    append(connection, actor, pending, reason_text)
+    # The flush that follows writes exactly the rows just audited.
+    connection.info[_ALLOWED] = connection.get_transaction()
 
 
-@event.listens_for(OrmSession, "do_orm_execute")
-def _refuse_bulk_statements(state: ORMExecuteState) -> None:
-    if not (state.is_insert or state.is_update or state.is_delete):
+@event.listens_for(OrmSession, "after_flush_postexec")
+def _audit_after_flush(session: OrmSession, _context: Any) -> None:
+    session.connection().info.pop(_ALLOWED, None)
+
+
+_ALLOWED = "audit_allowed_transaction"
+
+
+@contextmanager
+def _writing(connection: Connection) -> Iterator[None]:
+    """Let the audit mechanism's own statements through the guard, for this transaction only."""
+    transaction = connection.get_transaction()
+    previous = connection.info.get(_ALLOWED)
+    connection.info[_ALLOWED] = transaction
+    try:
+        yield
+    finally:
+        connection.info[_ALLOWED] = previous
+
+
+def _audited_tables() -> frozenset[str]:
+    tables, pending = set(), list(Audited.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if getattr(cls, "__table__", None) is not None:
+            tables.add(cls.__table__.name)  # type: ignore[attr-defined]
+    return frozenset(tables)
+
+
+@event.listens_for(Engine, "before_execute")
+def _refuse_writes_around_the_trail(
+    connection: Connection, statement: Any, _multiparams: Any, _params: Any, _options: Any
+) -> None:
+    """Any INSERT, UPDATE or DELETE statement on an audited table or on the trail itself, from
+    the ORM or Core, is refused unless the audit mechanism is the one writing it."""
+    if not isinstance(statement, UpdateBase):
         return
-    mapper = state.bind_mapper
-    if mapper is None:
+    table = getattr(statement, "table", None)
+    name = getattr(table, "name", None)
+    if name is None:
         return
-    if issubclass(mapper.class_, AuditEntry | AuditChainHead):
+    allowed = connection.info.get(_ALLOWED)
+    if allowed is not None and allowed is connection.get_transaction():
+        return
+    if name in (ENTRY_TABLE.name, HEAD_TABLE.name):
         raise AuditError("audit entries are append-only and written by the audit mechanism")
-    if issubclass(mapper.class_, Audited) and not state.execution_options.get("audited"):
+    if name in _audited_tables():
         raise AuditError(
-            f"bulk {'insert' if state.is_insert else 'update/delete'} on "
-            f"{mapper.class_.__name__} would bypass the audit trail: use audit.bulk_insert"
+            f"a bulk statement on {name} would bypass the audit trail: change rows through the "
+            "ORM, or insert them with audit.bulk_insert"
         )
 
 
@@ -370,7 +420,8 @@ def bulk_insert(session: Session, model: type[SQLModel], rows: list[dict[str, An
             if value is not None and key not in model.__audit_exclude__
         )
     connection = session.connection()
-    connection.execute(insert(table), rows)
+    with _writing(connection):
+        connection.execute(insert(table), rows)
     append(connection, actor, changes, session.info.get(_REASON_KEY))
     return len(rows)
 
