@@ -1,6 +1,7 @@
 """Protocol registry routes of the JSON API, and the protocol document's JSON Schema."""
 
 import json
+import re
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, request
@@ -219,7 +220,7 @@ def diff(code: str) -> Any:
     numbers = []
     for name in ("from", "to"):
         value = request.args.get(name, "")
-        if not value.isdigit():
+        if not re.fullmatch(r"[1-9][0-9]{0,8}", value):
             raise InvalidInput.field(name, "int_type", f"{name}: a version number is required")
         numbers.append(int(value))
     changes = services.diff(code, numbers[0], numbers[1], session=db.session, by=require_principal())

@@ -95,6 +95,7 @@ RULES: Final[dict[str, str]] = {
     "syntax": "the text is not well-formed YAML or JSON",
     "encoding": "the bytes are not UTF-8",
     "too_large": f"the document is larger than {MAX_DOCUMENT_BYTES} bytes",
+    "too_deep": "the document is nested too deeply to be a protocol",
     "duplicate_key": "a mapping repeats a key",
     "alias_not_allowed": "YAML aliases (*name) are not allowed; anchors alone are harmless",
     "not_a_mapping": "the document is empty or not a mapping",
@@ -1385,8 +1386,15 @@ def parse_protocol(text: str | bytes, *, format: Literal["yaml", "json"] | None 
         text = text.removeprefix("\ufeff")
     if format is None:
         format = "json" if _JSON_START.match(text) else "yaml"
-    data = _load_json(text) if format == "json" else _load_yaml(text)
-    return validate_protocol(data)
+    try:
+        data = _load_json(text) if format == "json" else _load_yaml(text)
+        return validate_protocol(data)
+    except RecursionError:
+        raise _document_error("too_deep", RULES["too_deep"]) from None
+    except ValueError as exc:  # a value the loader cannot represent, e.g. an integer of 5,000 digits
+        if isinstance(exc, ProtocolValidationError):
+            raise
+        raise _document_error("syntax", f"a value cannot be read: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from tests.conftest import sign_in
+from tests.conftest import csrf_token, sign_in
 from trials.core.accounts import services
 from trials.core.accounts.models import SiteCreate, TokenCreate
 
@@ -89,3 +89,20 @@ def test_audit_api_pages_and_scopes(
     verify = client.get("/api/v1/audit/verify", headers={"Authorization": f"Bearer {secret}"})
     assert verify.status_code == 200
     assert verify.get_json()["ok"] is True
+
+
+def test_csv_export_does_not_carry_formulas(client: Any, session: Session, make_user: Any) -> None:
+    make_user("ada", "admin")
+    session.commit()
+    client.post(
+        "/sign-in",
+        data={
+            "username": '=HYPERLINK("http://x")',
+            "password": "x",
+            "csrf_token": csrf_token(client.get("/sign-in").get_data(as_text=True)),
+        },
+    )
+    sign_in(client, "ada")
+    text = client.get("/audit/export.csv?action=sign_in_failed").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["username"] for r in rows] == ['\'=hyperlink("http://x")']

@@ -30,16 +30,23 @@ _ERROR_STATUSES = {
 
 def parse_body(model: type[BaseModel]) -> Any:
     """The request's JSON body validated by `model`, or InvalidInput naming each field."""
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:
+        payload = None
     if not isinstance(payload, dict):
         raise InvalidInput.field(
             "body", "json_object", "body: must be a JSON object (Content-Type: application/json)"
         )
+    if "\\u0000" in request.get_data(as_text=True):
+        raise InvalidInput.field("body", "control_character", "body: must not contain a NUL character")
     try:
         # JSON-mode validation: no string is coerced to a number or a boolean. SQLModel bodies
         # validate field by field, so an enum, date or UUID field of a strict body needs
         # `Strict(False)` to be read from its JSON string (see GrantCreate.role).
         return model.model_validate_json(request.get_data())
+    except RecursionError:
+        raise InvalidInput.field("body", "too_deep", "body: nested too deeply") from None
     except ValidationError as exc:
         raise InvalidInput("the request body is not valid", errors=field_errors(exc)) from None
 

@@ -1,6 +1,8 @@
 """Security headers on every response."""
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+
+from trials.core.errors import InvalidInput
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -8,7 +10,19 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def _refuse_nul_bytes() -> None:
+    """No text we store may hold a NUL byte (PostgreSQL refuses it): refuse it at the door."""
+    if "\x00" in request.path:
+        raise InvalidInput.field("path", "control_character", "path: must not contain a NUL byte")
+    for source in (request.args, request.form):
+        for key, value in source.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                raise InvalidInput.field(key, "control_character", f"{key}: must not contain a NUL byte")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_refuse_nul_bytes)
+
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
+from trials.core.validation import PLAIN_TEXT
 
 
 class Role(StrEnum):
@@ -50,7 +51,7 @@ class SiteBase(SQLModel):
         max_length=20,
         schema_extra={"pattern": r"^[A-Z][A-Z0-9_-]{0,19}$"},
     )
-    name: str = Field(sa_type=String(200), min_length=1, max_length=200)
+    name: str = Field(sa_type=String(200), min_length=1, max_length=200, schema_extra={"pattern": PLAIN_TEXT})
     country: str = Field(
         sa_type=String(2), min_length=2, max_length=2, schema_extra={"pattern": r"^[A-Z]{2}$"}
     )
@@ -81,7 +82,9 @@ class TrialBase(SQLModel):
         max_length=20,
         schema_extra={"pattern": r"^[A-Z][A-Z0-9-]{1,19}$"},
     )
-    title: str = Field(sa_type=String(400), min_length=1, max_length=400)
+    title: str = Field(
+        sa_type=String(400), min_length=1, max_length=400, schema_extra={"pattern": PLAIN_TEXT}
+    )
 
 
 class Trial(Audited, TrialBase, table=True):
@@ -112,7 +115,11 @@ class UserBase(SQLModel):
         max_length=64,
         schema_extra={"pattern": USERNAME_PATTERN},
     )
-    printed_name: str = Field(sa_type=String(200), min_length=1, max_length=200)
+    # Shown with every signature: no control or format characters (NUL, bidi overrides) that
+    # could hide or disguise the name.
+    printed_name: str = Field(
+        sa_type=String(200), min_length=1, max_length=200, schema_extra={"pattern": PLAIN_TEXT}
+    )
     email: str | None = Field(
         default=None,
         sa_type=String(254),

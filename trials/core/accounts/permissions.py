@@ -25,9 +25,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_ACCOUNTS, Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT}),
     Role.SPONSOR: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
     Role.STATISTICIAN_BLINDED: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
-    Role.STATISTICIAN_UNBLINDED: frozenset(
-        {Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.VIEW_ALLOCATION}
-    ),
+    # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
+    # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
+    Role.STATISTICIAN_UNBLINDED: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}),
     Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA}),
     Role.CLINICIAN: frozenset({Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY}),
     Role.MONITOR: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_AUDIT}),

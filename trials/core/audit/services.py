@@ -520,7 +520,7 @@ def _filtered(query: Any, flt: AuditFilter) -> Any:
     if flt.since:
         query = query.where(col(AuditEntry.occurred_at) >= flt.since)
     if flt.until:
-        query = query.where(col(AuditEntry.occurred_at) < flt.until)
+        query = query.where(col(AuditEntry.occurred_at) <= flt.until)
     if flt.trial_ids is not None:
         query = query.where(col(AuditEntry.trial_id).in_(flt.trial_ids))
     return query
@@ -555,6 +555,17 @@ EXPORT_COLUMNS = (
 )
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A spreadsheet must not run what someone typed (a username of "=HYPERLINK(...)"): text that
+    a spreadsheet would read as a formula is exported with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export_csv(flt: AuditFilter, *, session: Session) -> Iterable[str]:
     """Entries matching the filter as CSV text chunks, in chain order."""
     query = _filtered(select(AuditEntry), flt).order_by(col(AuditEntry.seq))
@@ -564,7 +575,7 @@ def export_csv(flt: AuditFilter, *, session: Session) -> Iterable[str]:
     for entry in session.scalars(query.execution_options(yield_per=2000)):
         writer.writerow(
             [
-                entry.occurred_at.isoformat() if name == "occurred_at" else getattr(entry, name)
+                entry.occurred_at.isoformat() if name == "occurred_at" else _cell(getattr(entry, name))
                 for name in EXPORT_COLUMNS
             ]
         )

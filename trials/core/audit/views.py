@@ -1,10 +1,10 @@
 """Audit trail pages and API: admins see every entry, monitors the entries of their trials."""
 
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import SQLModel
 
 from trials.core.accounts.auth import permission_required, require_principal
@@ -14,6 +14,7 @@ from trials.core.api import API_PREFIX, operation
 from trials.core.audit import services
 from trials.core.db import db
 from trials.core.errors import InvalidInput, field_errors
+from trials.core.validation import NO_CONTROL
 
 bp = Blueprint("audit", __name__, template_folder="templates")
 api_bp = Blueprint("audit_api", __name__, url_prefix=API_PREFIX)
@@ -21,14 +22,20 @@ api_bp = Blueprint("audit_api", __name__, url_prefix=API_PREFIX)
 PAGE_SIZE = 100
 
 
+_TEXT = Annotated[str, Field(max_length=200, pattern=NO_CONTROL)]
+
+
 class FilterArgs(BaseModel):
-    username: str | None = None
-    table: str | None = None
-    record_id: str | None = None
-    action: str | None = None
+    """The audit filter's query parameters; unknown ones are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: _TEXT | None = None
+    table: _TEXT | None = None
+    record_id: _TEXT | None = None
+    action: _TEXT | None = None
     since: date | None = None
     until: date | None = None
-    page: int = 1
+    page: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,6}$")] = "1"
 
 
 def _filter(principal: Principal) -> tuple[services.AuditFilter, int]:
@@ -36,20 +43,17 @@ def _filter(principal: Principal) -> tuple[services.AuditFilter, int]:
         args = FilterArgs.model_validate({k: v for k, v in request.args.items() if v != ""})
     except ValidationError as exc:
         raise InvalidInput("the filter is not valid", errors=field_errors(exc)) from None
-    if args.page < 1:
-        raise InvalidInput.field("page", "greater_than_equal", "page: must be 1 or more")
-    grant = authorize(principal, Permission.VIEW_AUDIT, session=db.session)
-    del grant
+    authorize(principal, Permission.VIEW_AUDIT, session=db.session)
     flt = services.AuditFilter(
         username=args.username,
         table_name=args.table,
         record_id=args.record_id,
         action=args.action,
         since=datetime.combine(args.since, time(), UTC) if args.since else None,
-        until=datetime.combine(args.until, time(), UTC) + timedelta(days=1) if args.until else None,
+        until=datetime.combine(args.until, time.max, UTC) if args.until else None,
         trial_ids=principal.trial_ids_with(Permission.VIEW_AUDIT),
     )
-    return flt, args.page
+    return flt, int(args.page)
 
 
 @bp.get("/audit")
