@@ -46,10 +46,10 @@ class Change(SQLModel):
     new: Any = None
 
 
-def _submission(body: ProtocolSubmission) -> services.Submission:
+def _source(body: ProtocolSubmission) -> services.Source:
     if isinstance(body.document, dict):
-        return services.parse_submission(json.dumps(body.document), "json")
-    return services.parse_submission(body.document, body.format)
+        return services.Source(json.dumps(body.document), "json")
+    return services.Source(body.document, body.format)
 
 
 def read(version: ProtocolVersion, code: str, *, with_document: bool = False) -> ProtocolVersionRead:
@@ -92,7 +92,7 @@ def schema() -> Any:
 )
 def validate(body: ProtocolSubmission) -> Any:
     require_principal()
-    sub = _submission(body)
+    sub = _source(body).parse()
     return ValidationResult(valid=True, content_hash=content_hash(sub.document))
 
 
@@ -121,7 +121,7 @@ def list_protocols() -> Any:
     errors=(401, 403, 409),
 )
 def register(body: ProtocolSubmission) -> Any:
-    version = services.register(_submission(body), session=db.session, by=require_principal())
+    version = services.register(_source(body), session=db.session, by=require_principal())
     return read(version, services.document_of(version).trial.code)
 
 
@@ -162,7 +162,7 @@ def version(code: str, number: int) -> Any:
 )
 def update(code: str, number: int, body: ProtocolSubmission) -> Any:
     row = services.update_draft(
-        code, number, _submission(body), reason=body.reason or "", session=db.session, by=require_principal()
+        code, number, _source(body), reason=body.reason or "", session=db.session, by=require_principal()
     )
     return read(row, code)
 
@@ -180,7 +180,7 @@ def update(code: str, number: int, body: ProtocolSubmission) -> Any:
 )
 def amend(code: str, body: ProtocolSubmission) -> Any:
     row = services.amend(
-        code, _submission(body), reason=body.reason or "", session=db.session, by=require_principal()
+        code, _source(body), reason=body.reason or "", session=db.session, by=require_principal()
     )
     return read(row, code)
 

@@ -14,7 +14,7 @@ _file = click.argument("file", type=click.Path(exists=True, dir_okay=False, path
 def _read(file: Path) -> Any:
     from protocols import services
 
-    return services.parse_submission(file.read_bytes(), services.format_from_name(file.name))
+    return services.Source(file.read_bytes(), services.format_from_name(file.name))
 
 
 def _summary(version: Any, trial_code: str, signature: Any = None) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def validate(file: Path, as_json: bool) -> None:
     from trials.core.errors import DomainError
 
     try:
-        sub = _read(file)
+        sub = _read(file).parse()
     except DomainError as exc:
         _refuse(exc, as_json)
     digest = content_hash(sub.document)

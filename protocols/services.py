@@ -40,6 +40,22 @@ class Submission:
     format: Format
     document: ProtocolDocument
 
+    def parse(self) -> "Submission":
+        """Already parsed: services take a `Source` or a `Submission` alike."""
+        return self
+
+
+@dataclass(frozen=True)
+class Source:
+    """A document as it arrived, not yet parsed: services parse it after the access and lock
+    checks, so that a refused edit is refused (and recorded) whatever the document holds."""
+
+    text: str | bytes
+    format: Format | None = None
+
+    def parse(self) -> "Submission":
+        return parse_submission(self.text, self.format)
+
 
 def format_from_name(filename: str) -> Format | None:
     """The format a file name announces (.json, .yaml, .yml), or None to detect it."""
@@ -90,12 +106,13 @@ def _new_version(
     )
 
 
-def register(sub: Submission, *, session: Session, by: Principal) -> ProtocolVersion:
+def register(source: Source | Submission, *, session: Session, by: Principal) -> ProtocolVersion:
     """Version 1 of a trial's protocol, as a draft.
 
     An existing trial needs the manage-protocol permission in it; a new trial is created from
     the document's code and title, which only an administrator may do.
     """
+    sub = source.parse()
     code = sub.document.trial.code
     trial = session.exec(select(Trial).where(Trial.code == code)).first()
     if trial is None:
@@ -168,12 +185,13 @@ def _refuse_if_locked(version: ProtocolVersion, attempt: str, *, session: Sessio
 
 
 def update_draft(
-    code: str, number: int, sub: Submission, *, reason: str, session: Session, by: Principal
+    code: str, number: int, source: Source | Submission, *, reason: str, session: Session, by: Principal
 ) -> ProtocolVersion:
     """Replace the document of a draft version (a reason is required)."""
     version = get_version(code, number, session=session, by=by)
     authorize(by, Permission.MANAGE_PROTOCOL, session=session, trial_id=version.trial_id)
     _refuse_if_locked(version, "edit", session=session)
+    sub = source.parse()
     _same_trial(version, sub)
     with audit.reason(session, reason):
         version.source_format = sub.format
@@ -191,7 +209,9 @@ def _same_trial(version: ProtocolVersion, sub: Submission) -> None:
         raise InvalidInput(message, errors=[FieldError("trial.code", "unchanged", message)])
 
 
-def amend(code: str, sub: Submission, *, reason: str, session: Session, by: Principal) -> ProtocolVersion:
+def amend(
+    code: str, source: Source | Submission, *, reason: str, session: Session, by: Principal
+) -> ProtocolVersion:
     """A new version after the latest, which must be locked; the reason is recorded."""
     latest = get_version(code, None, session=session, by=by)
     authorize(by, Permission.MANAGE_PROTOCOL, session=session, trial_id=latest.trial_id)
@@ -199,6 +219,7 @@ def amend(code: str, sub: Submission, *, reason: str, session: Session, by: Prin
         raise InvalidInput.field("reason", "required", "reason: an amendment needs a reason")
     if not latest.locked:
         raise Conflict(f"version {latest.version} is still a draft: edit it instead of amending")
+    sub = source.parse()
     _same_trial(latest, sub)
     if content_hash(sub.document) == latest.content_hash:
         raise InvalidInput.field("document", "unchanged", "document: the amendment changes nothing")

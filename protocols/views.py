@@ -17,12 +17,12 @@ from trials.core.errors import Conflict, DomainError, FieldError, InvalidInput
 bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/protocols")
 
 
-def _submitted(form: DocumentForm) -> services.Submission:
+def _submitted(form: DocumentForm) -> services.Source:
     upload = form.file.data
     if upload and getattr(upload, "filename", ""):
-        return services.parse_submission(upload.read(), services.format_from_name(upload.filename))
+        return services.Source(upload.read(), services.format_from_name(upload.filename))
     if form.text.data and form.text.data.strip():
-        return services.parse_submission(form.text.data)
+        return services.Source(form.text.data)
     raise InvalidInput.field("file", "required", "file: upload a protocol file or paste its text")
 
 
@@ -47,7 +47,7 @@ def index() -> Any:
 
 def _document_page(
     title: str,
-    save: Callable[[services.Submission, str], Any],
+    save: Callable[[services.Source, str], Any],
     *,
     prefill: str | None = None,
     show_reason: bool = True,
@@ -75,9 +75,9 @@ def _document_page(
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def register() -> Any:
-    def save(sub: services.Submission, _reason: str) -> Any:
-        version = services.register(sub, session=db.session, by=g.principal)
-        code = sub.document.trial.code
+    def save(source: services.Source, _reason: str) -> Any:
+        version = services.register(source, session=db.session, by=g.principal)
+        code = services.document_of(version).trial.code
         flash(f"Registered {code} version 1 as a draft.", "success")
         if g.principal.grant_for(Permission.VIEW_TRIAL, trial_id=version.trial_id) is None:
             # An administrator registers a new trial's protocol but holds no role in it.
@@ -121,8 +121,8 @@ def edit(code: str, number: int) -> Any:
     if row.locked and request.method == "GET":
         raise Conflict(f"version {number} is locked and cannot be changed: amend it instead")
 
-    def save(sub: services.Submission, reason: str) -> Any:
-        services.update_draft(code, number, sub, reason=reason, session=db.session, by=g.principal)
+    def save(source: services.Source, reason: str) -> Any:
+        services.update_draft(code, number, source, reason=reason, session=db.session, by=g.principal)
         flash(f"Saved draft version {number}.", "success")
         return redirect(url_for("protocols.version", code=code, number=number))
 
@@ -135,8 +135,8 @@ def amend(code: str) -> Any:
     latest_row = services.get_version(code, None, session=db.session, by=g.principal)
     _require_manage(latest_row)
 
-    def save(sub: services.Submission, reason: str) -> Any:
-        row = services.amend(code, sub, reason=reason, session=db.session, by=g.principal)
+    def save(source: services.Source, reason: str) -> Any:
+        row = services.amend(code, source, reason=reason, session=db.session, by=g.principal)
         flash(f"Created draft version {row.version}.", "success")
         return redirect(url_for("protocols.version", code=code, number=row.version))
 

@@ -52,8 +52,8 @@ def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any
     from protocols.document import example_protocol_path
 
     passwords = {a["username"]: a["password"] for a in accounts}
-    submission = protocols.parse_submission(example_protocol_path().read_bytes(), "yaml")
-    code = submission.document.trial.code
+    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
+    code = source.parse().document.trial.code
     with db.transaction() as session:
         sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
         audit.set_actor(session, services.actor_for(sponsor, "cli"))
@@ -63,7 +63,7 @@ def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any
             .where(Trial.code == code)
         ).first()
         if existing is None:
-            protocols.register(submission, session=session, by=sponsor)
+            protocols.register(source, session=session, by=sponsor)
         version = protocols.get_version(code, 1, session=session, by=sponsor)
         if not version.locked:
             version, _signature = protocols.lock(

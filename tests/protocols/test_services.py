@@ -374,6 +374,17 @@ def test_the_service_refuses_to_edit_a_locked_version_and_records_the_attempt(
     assert count(session, Signature) == 1
 
 
+def test_an_invalid_edit_of_a_locked_version_is_refused_as_locked_and_recorded(
+    session: Session, locked: ProtocolVersion, sponsor: tuple[User, Principal]
+) -> None:
+    """The lock is checked before the document is read: the attempt is on record either way."""
+    with pytest.raises(Conflict):
+        services.update_draft(
+            CODE, 1, services.Source("arms: [", "yaml"), reason="x", session=session, by=sponsor[1]
+        )
+    assert len(entries(session, action="edit_refused", record_id=str(locked.id))) == 1
+
+
 def audit_count(session: Session) -> int:
     """Entries written so far, read without flushing the session."""
     return int(session.connection().execute(select(func.count()).select_from(AuditEntry)).scalar_one())
