@@ -6,8 +6,8 @@ Nothing here reads or writes the database; nothing here imports Flask or SQLAlch
 
 The rules (items summed, prorating thresholds, severity bands) live in frozen
 :class:`ScoringRule` objects, so that a protocol's analysis plan may override a default with
-:func:`dataclasses.replace` (for example ``replace(PHQ8, min_answered=8)`` to switch
-prorating off for the PHQ-8) and record the override.
+:func:`dataclasses.replace` (for example ``replace(PHQ8, min_answered=7)`` to allow one
+missing PHQ-8 item) and record the override.
 
 References
 ----------
@@ -212,16 +212,16 @@ PHQ9 = ScoringRule(
 )
 
 # PHQ-8 is its own instrument, defined here in full; it is never PHQ-9 with item 9 dropped.
-# Prorating default (ours, not published): at least 7 of 8 items answered, no item required,
-# i.e. at most one missing item: the PHQ-9 default's threshold of 7 answered items, applied
-# to 8. The published PHQ-8 papers give no prorating rule.
+# Prorating default: none. DOMAIN.md section 1 prorates only the PHQ-9 and the GAD-7 ("otherwise
+# the total is missing"), and the published PHQ-8 papers give no rule: every item must be
+# answered (min_answered = 8) unless a protocol's analysis plan overrides it.
 PHQ8 = ScoringRule(
     code="PHQ-8",
     n_items=8,
     scored_items=(1, 2, 3, 4, 5, 6, 7, 8),
     item_min=0,
     item_max=3,
-    min_answered=7,
+    min_answered=8,
     required_items=(),
     bands=(
         (0, 4, "minimal"),
@@ -480,10 +480,9 @@ def prorated_total(items: Mapping[int, int | None], rule: ScoringRule) -> ScoreR
 
     - PHQ-9: k >= 7 of 9 **and** item 9 answered (a missing item 9 is a safety
       follow-up, never a 0 and never prorated over).
-    - PHQ-8: k >= 7 of 8, no item required. The published PHQ-8 papers give no
-      prorating rule; we keep the PHQ-9 default's threshold of 7 answered items, which
-      allows one missing item of 8. Kept as ``PHQ8.min_answered`` (a protocol can set 8 to
-      require all items, or 6 to allow two missing).
+    - PHQ-8: not prorated (k = 8 of 8): DOMAIN.md prorates only the PHQ-9 and GAD-7, and
+      the published PHQ-8 papers give no rule. Kept as ``PHQ8.min_answered`` so that a
+      protocol can set 7 to allow one missing item.
     - GAD-7: k >= 6 of 7.
 
     The result of a prorated total is a derived value and belongs in ADaM (flagged), never in

@@ -43,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from protocols.instruments import INSTRUMENT_CODES
+from protocols.instruments import INSTRUMENT_CODES, INSTRUMENTS
 from trials.core.errors import FieldError, InvalidInput, format_path
 
 __all__ = [
@@ -114,6 +114,7 @@ RULES: Final[dict[str, str]] = {
     "requires_setting": "a setting that needs another setting",
     "not_increasing": "values must be strictly increasing",
     "range_order": "the minimum of a range is greater than its maximum",
+    "prorating_items": "a prorating rule names more items, or other items, than the instrument scores",
     "baseline_count": "there must be exactly one visit at day 0 (the baseline visit)",
     "overlapping_windows": "two visit windows share at least one day",
     "unknown_visit": "a visit code that is not declared",
@@ -724,6 +725,33 @@ class Prorating(_Model):
     enabled: bool = True
     rounding: Literal["half_up"] = "half_up"
     rules: dict[InstrumentCode, ProratingRule] = Field(default_factory=_default_prorating_rules)
+
+    @model_validator(mode="after")
+    def _fits_the_instruments(self) -> Self:
+        issues = []
+        for code, rule in self.rules.items():
+            scored = INSTRUMENTS[code].scoring_rule.scored_items
+            if rule.min_items_answered > len(scored):
+                issues.append(
+                    _Issue(
+                        ("rules", code, "min_items_answered"),
+                        "prorating_items",
+                        f"{code} has {len(scored)} scored items, fewer than {rule.min_items_answered}",
+                        rule.min_items_answered,
+                    )
+                )
+            for i, item in enumerate(rule.required_items):
+                if item not in scored:
+                    issues.append(
+                        _Issue(
+                            ("rules", code, "required_items", i),
+                            "prorating_items",
+                            f"{code} has no scored item {item}",
+                            item,
+                        )
+                    )
+        _raise_issues("Prorating", issues)
+        return self
 
 
 class VisitWindowing(_Model):

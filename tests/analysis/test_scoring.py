@@ -8,8 +8,8 @@
 #   Williams JBW, Loewe B. Arch Intern Med 2006;166(10):1092-1097.
 # - Prorating (PHQ-9 >= 7 of 9 with item 9 answered, GAD-7 >= 6 of 7,
 #   total = round_half_up(mean of answered x number of items)) is the project's default in
-#   /work/shared/DOMAIN.md section 1, not a published rule; PHQ-8 >= 7 of 8 is ours too
-#   (analysis.scoring.PHQ8, documented in prorated_total's Notes).
+#   /work/shared/DOMAIN.md section 1, not a published rule; by the same rule the PHQ-8 is not
+#   prorated by default (analysis.scoring.PHQ8, documented in prorated_total's Notes).
 # Prorated expected values below are worked by hand from that formula, e.g. PHQ-9 with 8
 # items answered summing to 4: 4 / 8 x 9 = 4.5 -> 5 (banker's rounding would give 4).
 
@@ -72,7 +72,7 @@ def test_rule_ranges():
     assert (PHQ8.n_items, PHQ8.scored_items, PHQ8.max_total) == (8, tuple(range(1, 9)), 24)
     assert (GAD7.n_items, GAD7.scored_items, GAD7.max_total) == (7, tuple(range(1, 8)), 21)
     assert PHQ9.required_items == (9,)
-    assert (PHQ9.min_answered, PHQ8.min_answered, GAD7.min_answered) == (7, 7, 6)
+    assert (PHQ9.min_answered, PHQ8.min_answered, GAD7.min_answered) == (7, 8, 6)
 
 
 def test_rule_is_frozen():
@@ -175,8 +175,8 @@ def test_missing_never_treated_as_zero():
     assert prorated_total(items, PHQ9).total is None
     # GAD-7 with one missing item prorates to 21, not 18 (= 6 x 3 + 0).
     assert prorated_total(items_of(GAD7, 3, item_4=None), GAD7).total == 21
-    # PHQ-8 with one missing item at 3s prorates to 24, not 21.
-    assert prorated_total(items_of(PHQ8, 3, item_8=None), PHQ8).total == 24
+    # PHQ-8 with one missing item: missing by default, never 21 (= 7 x 3 + 0).
+    assert prorated_total(items_of(PHQ8, 3, item_8=None), PHQ8).total is None
 
 
 # --- invalid responses ---------------------------------------------------------------------
@@ -332,17 +332,19 @@ def test_gad7_five_of_seven_is_none():
     )
 
 
-def test_phq8_seven_of_eight_is_prorated_six_is_not():
-    # 7 answered at 2: 14 / 7 x 8 = 16.
+def test_phq8_is_not_prorated_by_default():
     assert prorated_total(items_of(PHQ8, 2, item_8=None), PHQ8) == ScoreResult(
-        total=16, prorated=True, items_answered=7, severity="moderately severe"
+        total=None, prorated=False, items_answered=7, severity=None
     )
-    assert prorated_total(items_of(PHQ8, 2, item_7=None, item_8=None), PHQ8).total is None
 
 
 def test_prorating_rule_can_be_overridden_by_a_protocol():
-    strict_phq8 = replace(PHQ8, min_answered=8)
-    assert prorated_total(items_of(PHQ8, 2, item_8=None), strict_phq8).total is None
+    # A plan allowing one missing PHQ-8 item: 7 answered at 2 gives 14 / 7 x 8 = 16.
+    lenient_phq8 = replace(PHQ8, min_answered=7)
+    assert prorated_total(items_of(PHQ8, 2, item_8=None), lenient_phq8) == ScoreResult(
+        total=16, prorated=True, items_answered=7, severity="moderately severe"
+    )
+    assert prorated_total(items_of(PHQ8, 2, item_7=None, item_8=None), lenient_phq8).total is None
     lenient_phq9 = replace(PHQ9, required_items=())
     assert prorated_total(items_of(PHQ9, 2, item_9=None), lenient_phq9).total == 18
 

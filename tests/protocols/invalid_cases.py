@@ -192,6 +192,12 @@ INVALID_CASES: list[InvalidCase] = [
         "range_order",
     ),
     InvalidCase(
+        "prorating_more_items_than_the_instrument",
+        _set("sap.prorating", {"rules": {"GAD-7": {"min_items_answered": 8}}}),
+        "sap.prorating.rules.GAD-7.min_items_answered",
+        "prorating_items",
+    ),
+    InvalidCase(
         "screening_threshold_above_27",
         _set("eligibility.screening_phq9.max", 30),
         "eligibility.screening_phq9.max",
