@@ -28,11 +28,12 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas are imported where frames are scored, not at start-up
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 __all__ = [
     "GAD7",
@@ -181,6 +182,9 @@ class ScoreResult:
             Columns ``total`` (nullable ``Int64``), ``prorated`` (bool), ``items_answered``
             (int64) and ``severity`` (object, None when missing).
         """
+        import numpy as np
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "total": pd.array([self.total], dtype="Int64"),
@@ -297,7 +301,8 @@ def round_half_up(x: float | Decimal) -> int:
 
 def _is_int(value: object) -> bool:
     """Return whether `value` is an integer response (Python or NumPy int, not bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+    # NumPy's bool_ is not a numbers.Integral, so it is refused along with Python's bool.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _answered(items: Mapping[int, int | None], rule: ScoringRule) -> dict[int, int]:
@@ -540,6 +545,8 @@ def _item_matrix(
     frame: pd.DataFrame, rule: ScoringRule, item_columns: Mapping[int, str]
 ) -> npt.NDArray[np.float64]:
     """Validate the item columns and return them as a float matrix with NaN for missing."""
+    import numpy as np
+
     for item in item_columns:
         if not _is_int(item) or not 1 <= int(item) <= rule.n_items:
             raise ItemResponseError(
@@ -564,6 +571,9 @@ def _item_matrix(
 
 def _item_column(series: pd.Series[Any], rule: ScoringRule, item: int) -> npt.NDArray[np.float64]:
     """Return one item column as floats (NaN = missing) after checking every value."""
+    import numpy as np
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         raise ItemResponseError(f"{rule.code} item {item}: column {series.name!r} is boolean, not integer")
@@ -683,6 +693,9 @@ def score_frame(
     0      7     False               7      mild
     1     14      True               6  moderate
     """
+    import numpy as np
+    import pandas as pd
+
     columns = default_item_columns(rule) if item_columns is None else dict(item_columns)
     x = _item_matrix(frame, rule, columns)
     n = rule.n_scored
