@@ -181,3 +181,29 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
         assert audit.verify_chain(conn).ok
     engine.dispose()
     assert run(fresh_database_url, "audit", "verify").exit_code == 0
+
+
+def test_commands_that_report_speak_json(fresh_database_url: str) -> None:
+    url = fresh_database_url
+    run(url, "users", "create", "ada", "--name", "Ada", "--password", PASSWORD, "--role", "admin")
+    run(url, "users", "create", "cora", "--name", "Cora", "--password", PASSWORD, "--as", "ada")
+    disabled = json.loads(
+        run(url, "users", "disable", "cora", "--reason", "left", "--as", "ada", "--json").output
+    )
+    assert disabled["is_active"] is False
+    enabled = json.loads(
+        run(url, "users", "enable", "cora", "--reason", "back", "--as", "ada", "--json").output
+    )
+    assert enabled["is_active"] is True
+    assert json.loads(run(url, "db", "current", "--json").output)["revision"].endswith("(head)")
+    assert json.loads(run(url, "db", "upgrade", "--json").output)["revision"].endswith("(head)")
+
+
+def test_the_app_starts_without_the_statistics_stack() -> None:
+    code = (
+        "import sys, trials; trials.create_app({'ENV': 'testing', 'DATABASE_URL': 'sqlite://'}); "
+        "heavy = {'numpy', 'pandas', 'pingouin', 'lifelines', 'weasyprint', 'statsmodels'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

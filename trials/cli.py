@@ -49,28 +49,31 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
+@json_option
 @with_app
-def db_upgrade(revision: str) -> None:
+def db_upgrade(revision: str, as_json: bool) -> None:
     """Migrate the database to REVISION (default: head)."""
+    _migrate("upgrade", revision, as_json)
+
+
+def _migrate(direction: str, revision: str, as_json: bool) -> None:
     from flask import current_app
 
     from trials.core import migrate
 
-    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"database at {migrate.current(current_app.config['DATABASE_URL']) or 'base'}")
+    url = current_app.config["DATABASE_URL"]
+    getattr(migrate, direction)(url, revision)
+    now = migrate.current(url) or None
+    emit({"revision": now}, as_json, f"database at {now or 'base'}")
 
 
 @db_group.command("downgrade")
 @click.argument("revision")
+@json_option
 @with_app
-def db_downgrade(revision: str) -> None:
+def db_downgrade(revision: str, as_json: bool) -> None:
     """Migrate the database down to REVISION ("base" removes every table)."""
-    from flask import current_app
-
-    from trials.core import migrate
-
-    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
-    click.echo(f"database at {migrate.current(current_app.config['DATABASE_URL']) or 'base'}")
+    _migrate("downgrade", revision, as_json)
 
 
 @db_group.command("current")

@@ -94,8 +94,9 @@ def _grant(spec: str) -> dict[str, Any]:
 @click.argument("username")
 @click.argument("role_spec", metavar="ROLE[:TRIAL[:SITE]]")
 @as_option
+@json_option
 @with_app
-def grant(username: str, role_spec: str, as_user: str) -> None:
+def grant(username: str, role_spec: str, as_user: str, as_json: bool) -> None:
     """Grant a role to an account."""
     from pydantic import ValidationError
 
@@ -109,7 +110,8 @@ def grant(username: str, role_spec: str, as_user: str) -> None:
         except ValidationError as exc:
             raise InvalidInput("the grant is not valid", errors=field_errors(exc)) from None
         services.grant_role(username, data, session=session, by=principal)
-    click.echo(f"granted {role_spec} to {username}")
+        out = services.describe_user(username, session=session, by=principal).model_dump(mode="json")
+    emit(out, as_json, f"granted {role_spec} to {username}")
 
 
 @users.command("list")
@@ -140,42 +142,48 @@ def list_(as_user: str, as_json: bool) -> None:
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@json_option
 @with_app
-def disable(username: str, reason: str, as_user: str) -> None:
+def disable(username: str, reason: str, as_user: str, as_json: bool) -> None:
     """Disable an account (accounts are never deleted)."""
     from trials.core.accounts import services
 
     with acting(as_user) as (session, principal):
         services.set_active(username, False, session=session, by=principal, reason=reason)
-    click.echo(f"disabled {username}")
+        out = services.describe_user(username, session=session, by=principal).model_dump(mode="json")
+    emit(out, as_json, f"disabled {username}")
 
 
 @users.command("enable")
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@json_option
 @with_app
-def enable(username: str, reason: str, as_user: str) -> None:
+def enable(username: str, reason: str, as_user: str, as_json: bool) -> None:
     """Enable a disabled account."""
     from trials.core.accounts import services
 
     with acting(as_user) as (session, principal):
         services.set_active(username, True, session=session, by=principal, reason=reason)
-    click.echo(f"enabled {username}")
+        out = services.describe_user(username, session=session, by=principal).model_dump(mode="json")
+    emit(out, as_json, f"enabled {username}")
 
 
 @users.command("unlock")
 @click.argument("username")
 @click.option("--reason", required=True)
 @as_option
+@json_option
 @with_app
-def unlock(username: str, reason: str, as_user: str) -> None:
+def unlock(username: str, reason: str, as_user: str, as_json: bool) -> None:
     """Unlock an account locked by failed sign-ins."""
     from trials.core.accounts import services
 
     with acting(as_user) as (session, principal):
         services.unlock(username, session=session, by=principal, reason=reason)
-    click.echo(f"unlocked {username}")
+        out = services.describe_user(username, session=session, by=principal).model_dump(mode="json")
+    emit(out, as_json, f"unlocked {username}")
 
 
 @click.group("sites")
