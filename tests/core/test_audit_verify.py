@@ -120,3 +120,36 @@ def test_verify_text_output_names_the_entry(populated: str) -> None:
     )
     assert result.exit_code == 1
     assert "BROKEN at entry #6" in result.output
+
+
+def test_a_truncated_chain_with_a_rewritten_head_is_caught_by_an_anchor(populated: str) -> None:
+    """Without an outside record, cutting the tail and rewriting the head verifies; with an
+    anchor kept outside the database (`trials audit head`), it does not."""
+    env = {"TRIALS_DATABASE_URL": populated, "TRIALS_ENV": "testing"}
+    anchor = CliRunner().invoke(main, ["audit", "head"], env=env).output.strip()
+    assert anchor.startswith("10:")
+    engine = make_engine(populated)
+    with engine.begin() as conn:
+        _disable_guards(conn)
+        previous = conn.execute(text("SELECT hash FROM audit_entry WHERE seq = 8")).scalar_one()
+        conn.execute(text("DELETE FROM audit_entry WHERE seq > 8"))
+        conn.execute(text("UPDATE audit_chain_head SET last_seq = 8, last_hash = :h"), {"h": previous})
+    engine.dispose()
+    assert run_verify(populated)[0] == 0  # the limit of a self-contained chain
+    result = CliRunner().invoke(main, ["audit", "verify", "--anchor", anchor, "--json"], env=env)
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["broken_seq"] == 10
+    assert "anchored" in report["problem"]
+
+
+def test_a_rewritten_chain_does_not_match_its_anchor(populated: str) -> None:
+    env = {"TRIALS_DATABASE_URL": populated, "TRIALS_ENV": "testing"}
+    anchor = CliRunner().invoke(main, ["audit", "head"], env=env).output.strip()
+    seq = anchor.split(":")[0]
+    forged = f"{seq}:{'0' * 64}"
+    result = CliRunner().invoke(main, ["audit", "verify", "--anchor", forged], env=env)
+    assert result.exit_code == 1
+    assert f"entry #{seq} does not match its anchor" in result.output
+    assert CliRunner().invoke(main, ["audit", "verify", "--anchor", anchor], env=env).exit_code == 0
+    assert CliRunner().invoke(main, ["audit", "verify", "--anchor", "nonsense"], env=env).exit_code == 2

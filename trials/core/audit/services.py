@@ -440,8 +440,59 @@ class ChainReport:
     problem: str | None = None
 
 
-def verify_chain(connection: Connection, *, batch: int = 5000) -> ChainReport:
-    """Recompute every entry's hash and link, in order, and compare with the chain head."""
+@dataclass(frozen=True)
+class Anchor:
+    """An entry's sequence number and hash, recorded outside the database (an evidence
+    bundle's manifest, a signed e-mail): a chain cut back or rewritten below it, even with its
+    head rewritten to match, no longer verifies against it."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Anchor":
+        seq, _, digest = text.partition(":")
+        if not seq.isascii() or not seq.isdigit() or len(digest) != 64:
+            raise InvalidInput.field("anchor", "format", "anchor: expected SEQ:SHA256, e.g. 152:3fa4…")
+        return cls(int(seq), digest.lower())
+
+
+def chain_head(connection: Connection) -> Anchor:
+    """The chain's last entry, to be recorded as an anchor."""
+    head = connection.execute(select(HEAD_TABLE)).mappings().one()
+    return Anchor(int(head["last_seq"]), str(head["last_hash"]))
+
+
+def verify_chain(connection: Connection, *, anchors: Sequence[Anchor] = (), batch: int = 5000) -> ChainReport:
+    """Recompute every entry's hash and link, in order, and compare with the chain head and
+    with any anchors recorded outside the database."""
+    report = _verify_entries(connection, batch)
+    if not report.ok:
+        return report
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        if anchor.seq > report.entries_checked:
+            return ChainReport(
+                False,
+                report.entries_checked,
+                anchor.seq,
+                None,
+                f"entry #{anchor.seq} is anchored but the chain ends at #{report.entries_checked}",
+            )
+        stored = connection.execute(
+            select(ENTRY_TABLE.c.hash).where(ENTRY_TABLE.c.seq == anchor.seq)
+        ).scalar_one()
+        if stored != anchor.hash:
+            return ChainReport(
+                False,
+                report.entries_checked,
+                anchor.seq,
+                None,
+                f"entry #{anchor.seq} does not match its anchor: the chain was rewritten",
+            )
+    return report
+
+
+def _verify_entries(connection: Connection, batch: int) -> ChainReport:
     table = ENTRY_TABLE
     expected_seq = 1
     prev = GENESIS_HASH
