@@ -10,6 +10,8 @@ import protocols.models  # noqa: F401
 import trials.core.accounts.models  # noqa: F401
 import trials.core.audit.models  # noqa: F401
 import trials.core.signatures.models  # noqa: F401
+import trials.participants.models  # noqa: F401
+import trials.randomization.models  # noqa: F401
 from trials.core.db import UTCDateTime, make_engine, metadata
 
 log = getLogger("alembic.env")

@@ -1,0 +1,1 @@
+"""Participants: screening against the protocol's eligibility rules, consent and enrolment."""

@@ -1,0 +1,1 @@
+"""Concealed, stratified permuted-block randomization."""
