@@ -126,6 +126,7 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
         )
         if p["signature"]:
             lines.append(f"  signed: {p['signature']}")
+        lines.append(f"Live: allocation list sha256 {p['allocation']['list_sha256']}")
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
 

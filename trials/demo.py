@@ -4,6 +4,7 @@ Later steps (protocol registration, simulated conduct, analysis, report) join he
 built; each step is idempotent so the command can be run again on the same database.
 """
 
+import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -67,13 +68,46 @@ def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any
         version = protocols.get_version(code, 1, session=session, by=sponsor)
         if not version.locked:
             version, _signature = protocols.lock(
-                code, 1, password=passwords["sponsor"], session=session, by=sponsor,
+                code,
+                1,
+                password=passwords["sponsor"],
+                session=session,
+                by=sponsor,
                 lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
-            )  # fmt: skip
+            )
         signature = protocols.signature_of(version, session=session)
-        return {"trial": code, "version": version.version, "status": version.status,
-                "content_hash": version.content_hash,
-                "signature": signature.manifestation if signature else None}  # fmt: skip
+        return {
+            "trial": code,
+            "version": version.version,
+            "status": version.status,
+            "content_hash": version.content_hash,
+            "signature": signature.manifestation if signature else None,
+        }
+
+
+def _go_live(code: str, seed: int) -> dict[str, Any]:
+    """The sponsor takes the trial live: the allocation list is generated from `seed`, so the
+    same seed gives the same list (a real trial draws its seed from the system's source)."""
+    from sqlmodel import select as sql_select
+
+    from trials.randomization import services as randomization
+    from trials.randomization.models import AllocationList
+
+    with db.transaction() as session:
+        sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
+        audit.set_actor(session, services.actor_for(sponsor, "cli"))
+        trial = services.get_trial(code, session=session)
+        allocation = session.exec(
+            sql_select(AllocationList).where(AllocationList.trial_id == trial.id)
+        ).first()
+        if allocation is None:
+            seed_bytes = hashlib.sha256(f"trials demo allocation seed {seed}".encode()).digest()
+            allocation = randomization.go_live(code, session=session, by=sponsor, seed=seed_bytes)
+        return {
+            "list_sha256": allocation.list_sha256,
+            "seed_sha256": allocation.seed_sha256,
+            "slots_per_stratum": allocation.slots_per_stratum,
+        }
 
 
 def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
@@ -114,6 +148,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
                 {"username": username, "password": password, "role": role.value, "trial": trial, "site": site}
             )
     protocol = _register_and_lock_protocol(accounts)
+    protocol["allocation"] = _go_live(protocol["trial"], seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "protocol": protocol,
