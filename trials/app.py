@@ -39,6 +39,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
+    from trials.participants import api as participants_api
+    from trials.randomization import api as randomization_api
 
     for blueprint in (
         accounts_views.bp,
@@ -48,6 +50,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         accounts_api.bp,
         audit_views.api_bp,
         protocols_api.bp,
+        participants_api.bp,
+        randomization_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -15,6 +15,8 @@ from protocols.cli import protocol
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
+from trials.participants.cli import participants
+from trials.randomization.cli import allocation, go_live, list_participants, randomize
 
 
 def _create_app() -> Any:
@@ -40,6 +42,11 @@ main.add_command(users)
 main.add_command(sites)
 main.add_command(audit)
 main.add_command(protocol)
+participants.add_command(list_participants)
+main.add_command(participants)
+main.add_command(go_live)
+main.add_command(randomize)
+main.add_command(allocation)
 
 
 @main.group("db")

@@ -86,6 +86,7 @@ def upgrade() -> None:
         "allocation_slot",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("list_id", sa.Uuid(), nullable=False),
+        sa.Column("trial_id", sa.Uuid(), nullable=False),
         sa.Column("stratum", sa.String(length=64), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("block", sa.Integer(), nullable=False),
@@ -100,6 +101,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["participant_id"], ["participant.id"], name=op.f("fk_allocation_slot_participant_id_participant")
         ),
+        sa.ForeignKeyConstraint(["trial_id"], ["trial.id"], name=op.f("fk_allocation_slot_trial_id_trial")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_allocation_slot")),
         sa.UniqueConstraint(
             "list_id", "stratum", "position", name=op.f("uq_allocation_slot_list_id_stratum_position")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from trials.core.errors import InvalidInput, field_errors
@@ -83,6 +83,8 @@ def operation(
             result = view(**kwargs)
             if status == 204:
                 return "", 204
+            if isinstance(result, Response):  # a download: the view chose its own media type
+                return result
             out = jsonify(_dump(result))
             out.status_code = status
             return out

@@ -3,8 +3,9 @@
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Strict
 from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
@@ -58,7 +59,9 @@ class ScreeningCreate(SQLModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
     site_code: str = Field(max_length=20)
-    screened_on: date
+    # SQLModel validates bodies field by field in python mode, where a strict date would refuse
+    # its JSON string: a date is read from an ISO string, nothing else is coerced.
+    screened_on: Annotated[date, Strict(False)]
     age_years: int = Field(ge=0, le=120)
     screening_phq9: int = Field(ge=0, le=27)
     inclusion_met: bool

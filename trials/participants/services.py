@@ -98,6 +98,7 @@ def _next_label(connection: Connection, trial_id: uuid.UUID, site: Site) -> str:
 def screen(code: str, data: ScreeningCreate, *, session: Session, by: Principal, today: date) -> Participant:
     """Record a screening: an eligible participant, or a screen failure with its reasons."""
     trial = trial_by_code(code, session=session)
+    authorize(by, Permission.ENTER_DATA, session=session, trial_id=trial.id)
     _version, document = locked_protocol(trial, session=session)
     site = _site(data.site_code, document, session=session)
     authorize(by, Permission.ENTER_DATA, session=session, trial_id=trial.id, site_id=site.id)

@@ -44,6 +44,9 @@ class AllocationSlot(Audited, SQLModel, table=True):
     list_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("allocation_list.id"), nullable=False, index=True)
     )
+    # The list's trial, kept on each slot so that its audit entries belong to the trial: a
+    # monitor's trial-scoped view of the audit trail shows generation and randomization.
+    trial_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("trial.id"), nullable=False))
     stratum: str = Field(sa_type=String(64))
     position: int
     block: int

@@ -114,6 +114,7 @@ def go_live(
         {
             "id": new_id(),
             "list_id": allocation.id,
+            "trial_id": trial.id,
             "stratum": s.stratum,
             "position": s.position,
             "block": s.block,
@@ -193,9 +194,13 @@ def slot_of(participant: Participant, *, session: Session) -> AllocationSlot | N
 def allocation_list(
     code: str, *, session: Session, by: Principal
 ) -> tuple[AllocationList, list[AllocationSlot]]:
-    """The whole list, for those the protocol does not blind (download for audit)."""
+    """The whole list, for those the protocol does not blind (download for audit).
+
+    Only roles holding the view-allocation permission (the unblinded statistician): whoever
+    enrols or randomizes must not see upcoming assignments (allocation concealment), even in
+    a trial that does not blind them to the arm once it is assigned."""
     trial = trial_by_code(code, session=session)
-    authorize(by, Permission.VIEW_TRIAL, session=session, trial_id=trial.id)
+    authorize(by, Permission.VIEW_ALLOCATION, session=session, trial_id=trial.id)
     _version, document = locked_protocol(trial, session=session)
     if not allocation_visible(by, trial.id, document):
         raise Forbidden("the allocation list is visible only to unblinded roles")

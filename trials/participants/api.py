@@ -1,0 +1,68 @@
+"""Participant routes of the JSON API: screening and enrolment.
+
+Reading participants, which shows their randomization, is in `trials.randomization.api`: this
+package may not import randomization. A participant just screened or enrolled is not
+randomized, so these answers carry no arm.
+"""
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from flask import Blueprint
+from pydantic import ConfigDict, Strict
+from sqlmodel import SQLModel
+
+from trials.core.accounts.auth import require_principal
+from trials.core.api import API_PREFIX, operation
+from trials.core.db import db
+from trials.participants import reads, services
+from trials.participants.models import ParticipantRead, ScreeningCreate
+
+bp = Blueprint("participants_api", __name__, url_prefix=API_PREFIX)
+
+# SQLModel validates JSON bodies field by field in python mode, where a strict date refuses its
+# ISO string: read it from the string, still a date (see ScreeningCreate.screened_on).
+JsonDate = Annotated[date, Strict(False)]
+
+
+class EnrolBody(SQLModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
+    consent_date: JsonDate
+
+
+def today() -> date:
+    """The server's date in UTC: screening and consent may not be later."""
+    return datetime.now(UTC).date()
+
+
+@operation(
+    bp,
+    "/trials/<code>/participants",
+    method="POST",
+    summary="Screen a participant against the protocol's eligibility rules",
+    tag="participants",
+    body=ScreeningCreate,
+    response=ParticipantRead,
+    status=201,
+    errors=(401, 403, 404, 409),
+)
+def screen(code: str, body: ScreeningCreate) -> Any:
+    participant = services.screen(code, body, session=db.session, by=require_principal(), today=today())
+    return reads.participant_read(participant, session=db.session)
+
+
+@operation(
+    bp,
+    "/trials/<code>/participants/<label>/enrol",
+    method="POST",
+    summary="Enrol an eligible participant on their consent date",
+    tag="participants",
+    body=EnrolBody,
+    response=ParticipantRead,
+    errors=(401, 403, 404, 409),
+)
+def enrol(code: str, label: str, body: EnrolBody) -> Any:
+    participant = services.enrol(
+        code, label, body.consent_date, session=db.session, by=require_principal(), today=today()
+    )
+    return reads.participant_read(participant, session=db.session)
