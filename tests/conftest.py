@@ -3,6 +3,7 @@
 Every database test runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL too.
 """
 
+import json
 import os
 import re
 import uuid
@@ -149,6 +150,28 @@ def make_trial(session: Session) -> Callable[..., Any]:
     return make
 
 
+def create_user_with_grants(
+    session: Session, username: str, *grants: str, password: str = PASSWORD, name: str | None = None
+) -> tuple[Any, Principal]:
+    """A user and their grants, e.g. ("ann", "coordinator:MOOD-CBT:LON") -> (User, Principal)."""
+    user = services.create_user(
+        UserCreate(username=username, printed_name=name or username.title(), password=password),
+        session=session,
+        by=services.SYSTEM,
+    )
+    for spec in grants:
+        role, _, rest = spec.partition(":")
+        trial, _, site = rest.partition(":")
+        services.grant_role(
+            username,
+            GrantCreate(role=Role(role), trial_code=trial or None, site_code=site or None),
+            session=session,
+            by=services.SYSTEM,
+        )
+    session.flush()
+    return user, services.load_principal(user, session=session)
+
+
 @pytest.fixture
 def make_user(session: Session) -> Callable[..., Any]:
     """make_user("ann", "coordinator:MOOD-CBT:LON", ...) -> (User, Principal)."""
@@ -156,24 +179,33 @@ def make_user(session: Session) -> Callable[..., Any]:
     def make(
         username: str, *grants: str, password: str = PASSWORD, name: str | None = None
     ) -> tuple[Any, Principal]:
-        user = services.create_user(
-            UserCreate(username=username, printed_name=name or username.title(), password=password),
-            session=session,
-            by=services.SYSTEM,
-        )
-        for spec in grants:
-            role, _, rest = spec.partition(":")
-            trial, _, site = rest.partition(":")
-            services.grant_role(
-                username,
-                GrantCreate(role=Role(role), trial_code=trial or None, site_code=site or None),
-                session=session,
-                by=services.SYSTEM,
-            )
-        session.flush()
-        return user, services.load_principal(user, session=session)
+        return create_user_with_grants(session, username, *grants, password=password, name=name)
 
     return make
+
+
+def run_cli(url: str, *args: str, input: str | None = None) -> Any:
+    """Invoke the `trials` command line on the database at `url`, as a shell would."""
+    from click.testing import CliRunner
+
+    from trials.cli import main
+
+    env = {
+        "TRIALS_DATABASE_URL": url,
+        "TRIALS_ENV": "testing",
+        "TRIALS_PASSWORD_HASHING": json.dumps(FAST_HASHING),
+    }
+    return CliRunner().invoke(main, list(args), env=env, input=input)
+
+
+def query_rows(url: str, sql: str, **params: Any) -> list[Any]:
+    """Rows of a SQL query on the database at `url`, outside any test transaction."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
 
 
 def csrf_token(html: str) -> str:

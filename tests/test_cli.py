@@ -6,30 +6,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
-from sqlalchemy import text
+from click.testing import Result
 
-from trials.cli import main
+from tests.conftest import query_rows, run_cli
 from trials.core.db import make_engine
 
 PASSWORD = "a demo password 1"
 
 
 def run(url: str, *args: str) -> Result:
-    env = {
-        "TRIALS_DATABASE_URL": url,
-        "TRIALS_ENV": "testing",
-        "TRIALS_PASSWORD_HASHING": '{"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}',
-    }
-    return CliRunner().invoke(main, list(args), env=env)
+    return run_cli(url, *args)
 
 
 def audit_rows(url: str, sql: str) -> list[Any]:
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        rows = list(conn.execute(text(sql)))
-    engine.dispose()
-    return rows
+    return query_rows(url, sql)
 
 
 def test_help_does_not_load_the_heavy_stack() -> None:

@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from sqlalchemy import text
+from click.testing import Result
 from sqlmodel import Session
 
 from protocols import services as protocols
 from protocols.document import example_protocol_path
-from tests.conftest import PASSWORD
-from trials.cli import main
+from tests.conftest import PASSWORD, query_rows, run_cli
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import GrantCreate, Role, SiteCreate, UserCreate
 from trials.core.audit import services as audit
@@ -37,12 +35,7 @@ PEOPLE = {
 
 
 def run(url: str, *args: str) -> Result:
-    env = {
-        "TRIALS_DATABASE_URL": url,
-        "TRIALS_ENV": "testing",
-        "TRIALS_PASSWORD_HASHING": '{"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}',
-    }
-    return CliRunner().invoke(main, list(args), env=env)
+    return run_cli(url, *args)
 
 
 def ok(result: Result) -> Result:
@@ -57,12 +50,7 @@ def refused(result: Result, code: int = 1) -> str:
 
 
 def rows(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
+    return query_rows(url, sql, **params)
 
 
 def counts(url: str) -> tuple[int, ...]:

@@ -13,9 +13,9 @@ from sqlmodel import Session, col, select
 
 from protocols import services as protocols
 from protocols.document import example_protocol_path
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, create_user_with_grants
 from trials.core.accounts import services as accounts
-from trials.core.accounts.models import GrantCreate, Role, SiteCreate, UserCreate
+from trials.core.accounts.models import SiteCreate
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -53,22 +53,7 @@ def add_sites(session: Session, codes: Sequence[str] = ("LDS", "MAN", "BRS")) ->
 
 def new_user(session: Session, username: str, *grants: str) -> Principal:
     """new_user(s, "cora", "coordinator:MOOD-CBT-01:LDS"): like the `make_user` fixture."""
-    user = accounts.create_user(
-        UserCreate(username=username, printed_name=username.title(), password=PASSWORD),
-        session=session,
-        by=accounts.SYSTEM,
-    )
-    for spec in grants:
-        role, _, rest = spec.partition(":")
-        trial, _, site = rest.partition(":")
-        accounts.grant_role(
-            username,
-            GrantCreate(role=Role(role), trial_code=trial or None, site_code=site or None),
-            session=session,
-            by=accounts.SYSTEM,
-        )
-    session.flush()
-    return accounts.load_principal(user, session=session)
+    return create_user_with_grants(session, username, *grants)[1]
 
 
 def register_example(session: Session, *, lock: bool = True) -> Principal:

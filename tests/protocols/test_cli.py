@@ -4,34 +4,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
-from sqlalchemy import text
+from click.testing import Result
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, query_rows, run_cli
 from tests.protocols.invalid_cases import EXAMPLE_TEXT, INVALID_CASES, case_text, dump, example_data
 from tests.protocols.test_document import EXAMPLE_HASH
-from trials.cli import main
-from trials.core.db import make_engine
 
 CODE = "MOOD-CBT-01"
 
 
 def run(url: str, *args: str, input: str | None = None) -> Result:
-    env = {
-        "TRIALS_DATABASE_URL": url,
-        "TRIALS_ENV": "testing",
-        "TRIALS_PASSWORD_HASHING": '{"time_cost": 1, "memory_cost_kib": 64, "parallelism": 1}',
-    }
-    return CliRunner().invoke(main, list(args), env=env, input=input)
+    return run_cli(url, *args, input=input)
 
 
 def rows(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
+    return query_rows(url, sql, **params)
 
 
 def counts(url: str) -> tuple[int, ...]:
