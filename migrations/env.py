@@ -7,11 +7,13 @@ from typing import Any, Literal
 from alembic import context
 
 import protocols.models  # noqa: F401
+import trials.assessments.models  # noqa: F401
 import trials.core.accounts.models  # noqa: F401
 import trials.core.audit.models  # noqa: F401
 import trials.core.signatures.models  # noqa: F401
 import trials.participants.models  # noqa: F401
 import trials.randomization.models  # noqa: F401
+import trials.safety.models  # noqa: F401
 from trials.core.db import UTCDateTime, make_engine, metadata
 
 log = getLogger("alembic.env")

@@ -35,12 +35,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from protocols import api as protocols_api
     from protocols import views as protocols_views
+    from trials.assessments import api as assessments_api
     from trials.core import api
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
     from trials.participants import api as participants_api
     from trials.randomization import api as randomization_api
+    from trials.safety import api as safety_api
 
     for blueprint in (
         accounts_views.bp,
@@ -52,6 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         protocols_api.bp,
         participants_api.bp,
         randomization_api.bp,
+        assessments_api.bp,
+        safety_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -1,0 +1,255 @@
+"""Entering and correcting assessments: validation, visit windows, duplicates, safety signals.
+
+The safety events an assessment raises are created here, in the same transaction as the
+assessment, by `trials.safety.services.raise_events` (given plain values).
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import Session, col, select
+
+from analysis.scoring import RULES, ScoringRule, total_score
+from protocols.document import ProtocolDocument, Visit
+from trials.assessments.models import (
+    ITEM_COLUMNS,
+    Assessment,
+    AssessmentCorrection,
+    AssessmentCreate,
+    DataQuery,
+    Items,
+)
+from trials.core.accounts.permissions import Permission, Principal
+from trials.core.accounts.services import authorize
+from trials.core.audit import services as audit
+from trials.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from trials.participants.models import Participant
+from trials.participants.services import get_participant, locked_protocol, trial_by_code, visible_site_ids
+from trials.randomization.services import slot_of
+from trials.safety import services as safety
+from trials.safety.models import SafetyEvent
+
+
+@dataclass(frozen=True)
+class VisitAssignment:
+    visit_code: str
+    in_window: bool
+    day: int
+
+
+def assign_visit(day: int, visits: list[Visit]) -> VisitAssignment:
+    """The visit whose window holds `day` (days from randomization); otherwise the visit with
+    the nearest target day (the earlier on a tie), out of window."""
+    for visit in visits:
+        first, last = visit.window
+        if first <= day <= last:
+            return VisitAssignment(visit.code, True, day)
+    nearest = min(visits, key=lambda v: (abs(v.day - day), v.day))
+    return VisitAssignment(nearest.code, False, day)
+
+
+def validate_items(instrument: str, items: Items, *, field: str = "items") -> dict[int, int | None]:
+    """Item number to response for every item of the instrument (None where missing).
+
+    Every error names its item (``items.9``) and rule: an unknown item, a response that is not
+    an integer, or one outside 0-3. An absent or null item is missing, never 0.
+    """
+    rule: ScoringRule = RULES[instrument]
+    errors: list[FieldError] = []
+    values: dict[int, int | None] = dict.fromkeys(range(1, rule.n_items + 1))
+    for key, value in items.items():
+        path = f"{field}.{key}"
+        if not (key.isascii() and key.isdigit() and 1 <= int(key) <= rule.n_items):
+            errors.append(
+                FieldError(path, "unknown_item", f"{path}: {instrument} has items 1-{rule.n_items}")
+            )
+            continue
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(FieldError(path, "int_type", f"{path}: must be an integer or null"))
+        elif not rule.item_min <= value <= rule.item_max:
+            errors.append(
+                FieldError(path, "range", f"{path}: {value} is outside {rule.item_min}-{rule.item_max}")
+            )
+        else:
+            values[int(key)] = value
+    if errors:
+        raise InvalidInput("the item responses are not valid", errors=errors)
+    return values
+
+
+def _check_date(assessed_on: date, participant: Participant, today: date) -> None:
+    if assessed_on > today:
+        raise InvalidInput.field(
+            "assessed_on", "not_future", f"assessed_on: {assessed_on.isoformat()} is in the future"
+        )
+    if participant.consent_date is not None and assessed_on < participant.consent_date:
+        raise InvalidInput.field(
+            "assessed_on",
+            "not_before_consent",
+            f"assessed_on: {assessed_on.isoformat()} is before the consent date "
+            f"{participant.consent_date.isoformat()}",
+        )
+
+
+def _set_items(assessment: Assessment, values: dict[int, int | None]) -> None:
+    for n, column in enumerate(ITEM_COLUMNS, start=1):
+        setattr(assessment, column, values.get(n))
+
+
+def _baseline_total(
+    participant_id: uuid.UUID, document: ProtocolDocument, *, exclude: uuid.UUID, session: Session
+) -> int | None:
+    baseline = session.exec(
+        select(Assessment).where(
+            Assessment.participant_id == participant_id,
+            Assessment.instrument == "PHQ-9",
+            Assessment.visit_code == document.baseline_visit.code,
+            col(Assessment.id) != exclude,
+        )
+    ).first()
+    return None if baseline is None else total_score(baseline.items(), RULES["PHQ-9"])
+
+
+def _raise_safety_events(
+    assessment: Assessment,
+    participant: Participant,
+    document: ProtocolDocument,
+    *,
+    session: Session,
+    already: frozenset[str] = frozenset(),
+) -> list[SafetyEvent]:
+    """Item 9 and deterioration signals, before and independent of prorating."""
+    items = assessment.items()
+    kinds = safety.signals(
+        instrument=assessment.instrument,
+        item9=items.get(9),
+        total=total_score(items, RULES[assessment.instrument]),
+        baseline_total=_baseline_total(participant.id, document, exclude=assessment.id, session=session),
+        threshold=document.safety.deterioration_threshold,
+    )
+    return safety.raise_events(
+        trial_id=participant.trial_id,
+        site_id=participant.site_id,
+        participant_id=participant.id,
+        participant_label=participant.label,
+        assessment_id=assessment.id,
+        kinds=[k for k in kinds if k.value not in already],
+        item9=items.get(9),
+        followup_hours=document.safety.item9_followup_hours,
+        session=session,
+    )
+
+
+def submit(
+    code: str, label: str, data: AssessmentCreate, *, session: Session, by: Principal, today: date
+) -> tuple[Assessment, list[SafetyEvent]]:
+    """Store a site-entered assessment, assign its visit, and raise its safety events."""
+    participant = get_participant(code, label, session=session, by=by)
+    authorize(
+        by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
+    )
+    slot = slot_of(participant, session=session)
+    if slot is None or slot.randomized_at is None:
+        raise Conflict(f"{label} is not randomized: assessments are entered after randomization")
+    values = validate_items(data.instrument, data.items)
+    _check_date(data.assessed_on, participant, today)
+    _version, document = locked_protocol(trial_by_code(code, session=session), session=session)
+    day = (data.assessed_on - slot.randomized_at.date()).days
+    visit = assign_visit(day, list(document.visits))
+    # Submissions for one participant queue on the participant's row (PostgreSQL; SQLite's
+    # immediate transactions already do): two at once cannot both pass the duplicate check.
+    session.exec(select(Participant.id).where(Participant.id == participant.id).with_for_update()).one()
+    duplicate = session.exec(
+        select(Assessment.id).where(
+            Assessment.participant_id == participant.id,
+            Assessment.visit_code == visit.visit_code,
+            Assessment.instrument == data.instrument,
+        )
+    ).first()
+    if duplicate is not None:
+        raise Conflict(
+            f"{label} already has a {data.instrument} for visit {visit.visit_code}: "
+            "correct it (with a reason) instead of entering it again"
+        )
+    assessment = Assessment(
+        trial_id=participant.trial_id,
+        participant_id=participant.id,
+        instrument=data.instrument,
+        assessed_on=data.assessed_on,
+        visit_code=visit.visit_code,
+        in_window=visit.in_window,
+        source="site",
+        entered_by=by.username,
+    )
+    _set_items(assessment, values)
+    session.add(assessment)
+    session.flush()  # the data query refers to it
+    if not visit.in_window:
+        session.add(
+            DataQuery(
+                trial_id=participant.trial_id,
+                participant_id=participant.id,
+                assessment_id=assessment.id,
+                rule="out_of_window",
+                message=(
+                    f"{data.instrument} of {data.assessed_on.isoformat()} is on day {day} from "
+                    f"randomization, outside every visit window; assigned to the nearest visit "
+                    f"{visit.visit_code} (day {document.visit(visit.visit_code).day})"
+                ),
+            )
+        )
+    session.flush()
+    events = _raise_safety_events(assessment, participant, document, session=session)
+    return assessment, events
+
+
+def get_assessment(code: str, assessment_id: uuid.UUID, *, session: Session, by: Principal) -> Assessment:
+    """An assessment of a participant the principal may see (another site's: not found)."""
+    trial = trial_by_code(code, session=session)
+    authorize(by, Permission.VIEW_TRIAL, session=session, trial_id=trial.id)
+    assessment = session.get(Assessment, assessment_id)
+    participant = None if assessment is None else session.get(Participant, assessment.participant_id)
+    sites = visible_site_ids(by, trial.id)
+    if (
+        assessment is None
+        or participant is None
+        or assessment.trial_id != trial.id
+        or (sites is not None and participant.site_id not in sites)
+    ):
+        raise NotFound(f"no assessment {assessment_id} in trial {code}")
+    return assessment
+
+
+def correct(
+    code: str, assessment_id: uuid.UUID, data: AssessmentCorrection, *, session: Session, by: Principal
+) -> tuple[Assessment, list[SafetyEvent]]:
+    """Replace an assessment's items in place, with a reason; the audit keeps the old values.
+    A correction that reveals a new safety signal raises its event."""
+    assessment = get_assessment(code, assessment_id, session=session, by=by)
+    participant = session.get(Participant, assessment.participant_id)
+    if participant is None:  # the foreign key makes this impossible
+        raise NotFound(f"no assessment {assessment_id} in trial {code}")
+    authorize(
+        by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
+    )
+    values = validate_items(assessment.instrument, data.items)
+    _version, document = locked_protocol(trial_by_code(code, session=session), session=session)
+    with audit.reason(session, data.reason):
+        _set_items(assessment, values)
+        session.add(assessment)
+    already = frozenset(e.kind for e in safety.events_of_assessment(assessment.id, session=session))
+    events = _raise_safety_events(assessment, participant, document, session=session, already=already)
+    return assessment, events
+
+
+def data_queries_of(assessment: Assessment, *, session: Session) -> list[DataQuery]:
+    return list(
+        session.exec(
+            select(DataQuery)
+            .where(DataQuery.assessment_id == assessment.id)
+            .order_by(col(DataQuery.created_at))
+        ).all()
+    )

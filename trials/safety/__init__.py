@@ -1,0 +1,1 @@
+"""Safety events (item 9, deterioration), their follow-up and escalation, and notifications."""
