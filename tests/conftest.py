@@ -184,6 +184,47 @@ def make_user(session: Session) -> Callable[..., Any]:
     return make
 
 
+EXAMPLE_TRIAL = "MOOD-CBT-01"
+
+
+def set_up_example_trial(
+    session: Session,
+    make_site: Callable[..., Any],
+    make_user: Callable[..., Any],
+    staff: dict[str, str],
+    *,
+    live_seed: bytes | None = None,
+    slots_per_stratum: int = 12,
+) -> dict[str, Principal]:
+    """The example protocol registered, its sites created, locked by the sponsor (who must be in
+    `staff`, e.g. {"sponsor": "sam:sponsor"}); live when a seed is given. Returns the principals."""
+    from protocols import services as protocols
+    from protocols.document import example_protocol_path
+    from trials.randomization import services as randomization
+
+    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
+    for site in source.parse().document.sites:
+        make_site(site.code, site.name, site.country)
+    protocols.register(source, session=session, by=services.SYSTEM)
+    people = {}
+    for key, spec in staff.items():
+        username, _, grant = spec.partition(":")
+        people[key] = make_user(username, grant.replace("TRIAL", EXAMPLE_TRIAL))[1]
+    protocols.lock(
+        EXAMPLE_TRIAL, 1, password=PASSWORD, session=session, by=people["sponsor"], lockout_threshold=6
+    )
+    if live_seed is not None:
+        randomization.go_live(
+            EXAMPLE_TRIAL,
+            session=session,
+            by=people["sponsor"],
+            seed=live_seed,
+            slots_per_stratum=slots_per_stratum,
+        )
+    session.flush()
+    return people
+
+
 def run_cli(url: str, *args: str, input: str | None = None) -> Any:
     """Invoke the `trials` command line on the database at `url`, as a shell would."""
     from click.testing import CliRunner

@@ -9,9 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from protocols import services as protocols
-from protocols.document import example_protocol_path
-from tests.conftest import PASSWORD
+from tests.conftest import set_up_example_trial
 from trials.assessments.models import Assessment, DataQuery
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import TokenCreate
@@ -33,23 +31,16 @@ CONSENTED = TODAY - timedelta(days=90)
 @pytest.fixture
 def people(session: Session, make_site: Any, make_user: Any) -> dict[str, Principal]:
     """The example protocol locked and live; coordinators and clinicians at LDS and MAN."""
-    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
-    for site in source.parse().document.sites:
-        make_site(site.code, site.name, site.country)
-    protocols.register(source, session=session, by=accounts.SYSTEM)
     staff = {
-        "sponsor": make_user("sam", f"sponsor:{CODE}")[1],
-        "lds": make_user("cora", f"coordinator:{CODE}:LDS")[1],
-        "man": make_user("manny", f"coordinator:{CODE}:MAN")[1],
-        "clin_lds": make_user("cleo", f"clinician:{CODE}:LDS")[1],
-        "clin_lds2": make_user("clara", f"clinician:{CODE}:LDS")[1],
-        "clin_man": make_user("max", f"clinician:{CODE}:MAN")[1],
-        "blinded": make_user("bea", f"statistician_blinded:{CODE}")[1],
+        "sponsor": "sam:sponsor:TRIAL",
+        "lds": "cora:coordinator:TRIAL:LDS",
+        "man": "manny:coordinator:TRIAL:MAN",
+        "clin_lds": "cleo:clinician:TRIAL:LDS",
+        "clin_lds2": "clara:clinician:TRIAL:LDS",
+        "clin_man": "max:clinician:TRIAL:MAN",
+        "blinded": "bea:statistician_blinded:TRIAL",
     }
-    protocols.lock(CODE, 1, password=PASSWORD, session=session, by=staff["sponsor"], lockout_threshold=6)
-    randomization.go_live(CODE, session=session, by=staff["sponsor"], seed=b"\x02" * 32, slots_per_stratum=12)
-    session.flush()
-    return staff
+    return set_up_example_trial(session, make_site, make_user, staff, live_seed=b"\x02" * 32)
 
 
 @pytest.fixture

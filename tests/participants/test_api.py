@@ -11,9 +11,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from protocols import services as protocols
-from protocols.document import example_protocol_path
-from tests.conftest import PASSWORD
+from tests.conftest import set_up_example_trial
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import TokenCreate
 from trials.core.accounts.permissions import Principal
@@ -103,21 +101,15 @@ def counts(session: Session) -> dict[str, int]:
 @pytest.fixture
 def trial(session: Session, make_site: Any, make_user: Any) -> dict[str, Principal]:
     """The example protocol with its three sites, locked by the sponsor; not live yet."""
-    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
-    for site in source.parse().document.sites:
-        make_site(site.code, site.name, site.country)
-    protocols.register(source, session=session, by=accounts.SYSTEM)
-    people = {
-        "sponsor": make_user("sam", f"sponsor:{CODE}")[1],
-        "lds": make_user("cora", f"coordinator:{CODE}:LDS")[1],
-        "man": make_user("manny", f"coordinator:{CODE}:MAN")[1],
-        "blinded": make_user("bea", f"statistician_blinded:{CODE}")[1],
-        "monitor": make_user("moe", f"monitor:{CODE}")[1],
-        "unblinded": make_user("una", f"statistician_unblinded:{CODE}")[1],
+    staff = {
+        "sponsor": "sam:sponsor:TRIAL",
+        "lds": "cora:coordinator:TRIAL:LDS",
+        "man": "manny:coordinator:TRIAL:MAN",
+        "blinded": "bea:statistician_blinded:TRIAL",
+        "monitor": "moe:monitor:TRIAL",
+        "unblinded": "una:statistician_unblinded:TRIAL",
     }
-    protocols.lock(CODE, 1, password=PASSWORD, session=session, by=people["sponsor"], lockout_threshold=6)
-    session.flush()
-    return people
+    return set_up_example_trial(session, make_site, make_user, staff)
 
 
 @pytest.fixture
