@@ -40,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
+    from trials.dblock import api as dblock_api
     from trials.participants import api as participants_api
     from trials.randomization import api as randomization_api
     from trials.safety import api as safety_api
@@ -56,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         randomization_api.bp,
         assessments_api.bp,
         safety_api.bp,
+        dblock_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -15,6 +15,7 @@ from protocols.cli import protocol
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
+from trials.dblock.cli import db_lock, db_unlock
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
 
@@ -47,6 +48,8 @@ main.add_command(participants)
 main.add_command(go_live)
 main.add_command(randomize)
 main.add_command(allocation)
+main.add_command(db_lock)
+main.add_command(db_unlock)
 
 
 @main.group("db")
