@@ -225,6 +225,17 @@ def set_up_example_trial(
     return people
 
 
+def bearer(session: Session, principal: Principal, scope: str = "write") -> dict[str, str]:
+    """Headers carrying a new API token of `principal`."""
+    from trials.core.accounts.models import TokenCreate
+
+    _token, secret = services.create_token(
+        TokenCreate(name="tests", scope=scope), session=session, by=principal
+    )
+    session.flush()
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def run_cli(url: str, *args: str, input: str | None = None) -> Any:
     """Invoke the `trials` command line on the database at `url`, as a shell would."""
     from click.testing import CliRunner

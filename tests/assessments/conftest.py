@@ -9,10 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from tests.conftest import set_up_example_trial
+from tests.conftest import bearer, set_up_example_trial
 from trials.assessments.models import Assessment, DataQuery
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import TokenCreate
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -46,14 +44,7 @@ def people(session: Session, make_site: Any, make_user: Any) -> dict[str, Princi
 @pytest.fixture
 def h(session: Session, people: dict[str, Principal]) -> dict[str, dict[str, str]]:
     """A write token's headers for each person of the trial."""
-    headers = {}
-    for name, principal in people.items():
-        _token, secret = accounts.create_token(
-            TokenCreate(name="t", scope="write"), session=session, by=principal
-        )
-        headers[name] = {"Authorization": f"Bearer {secret}"}
-    session.flush()
-    return headers
+    return {name: bearer(session, principal) for name, principal in people.items()}
 
 
 @pytest.fixture

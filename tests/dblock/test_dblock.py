@@ -24,10 +24,17 @@ from tests.assessments.conftest import (
     problem,
     rules,
 )
-from tests.conftest import PASSWORD, create_user_with_grants, query_rows, run_cli, set_up_example_trial
+from tests.conftest import (
+    PASSWORD,
+    bearer,
+    create_user_with_grants,
+    query_rows,
+    run_cli,
+    set_up_example_trial,
+)
 from trials.assessments.models import Assessment
 from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate, TokenCreate
+from trials.core.accounts.models import SiteCreate
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -79,14 +86,7 @@ def people(session: Session, make_site: Any, make_user: Any) -> dict[str, Princi
 
 @pytest.fixture
 def h(session: Session, people: dict[str, Principal]) -> dict[str, dict[str, str]]:
-    headers = {}
-    for name, principal in people.items():
-        _token, secret = accounts.create_token(
-            TokenCreate(name="t", scope="write"), session=session, by=principal
-        )
-        headers[name] = {"Authorization": f"Bearer {secret}"}
-    session.flush()
-    return headers
+    return {name: bearer(session, principal) for name, principal in people.items()}
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from tests.conftest import set_up_example_trial
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import TokenCreate
+from tests.conftest import bearer, set_up_example_trial
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -46,9 +44,7 @@ def screening(**changes: Any) -> dict[str, Any]:
 
 
 def token_for(session: Session, principal: Principal, scope: str = "write") -> dict[str, str]:
-    _token, secret = accounts.create_token(TokenCreate(name="t", scope=scope), session=session, by=principal)
-    session.flush()
-    return {"Authorization": f"Bearer {secret}"}
+    return bearer(session, principal, scope)
 
 
 def ok(response: Any, status: int = 200) -> Any:

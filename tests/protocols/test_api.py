@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from protocols.models import ProtocolVersion
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, bearer
 from tests.protocols.invalid_cases import (
     EXAMPLE_TEXT,
     INVALID_CASES,
@@ -19,8 +19,7 @@ from tests.protocols.invalid_cases import (
     example_data,
 )
 from tests.protocols.test_document import EXAMPLE_HASH
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import TokenCreate, Trial, User
+from trials.core.accounts.models import Trial, User
 from trials.core.accounts.permissions import Principal
 from trials.core.audit.models import AuditEntry
 
@@ -29,10 +28,7 @@ BASE = "/api/v1/protocols"
 
 
 def token_for(session: Session, principal: Principal) -> dict[str, str]:
-    _token, secret = accounts.create_token(
-        TokenCreate(name="tests", scope="write"), session=session, by=principal
-    )
-    return {"Authorization": f"Bearer {secret}"}
+    return bearer(session, principal)
 
 
 def counts(session: Session) -> dict[str, int]:
