@@ -20,6 +20,7 @@ from trials.assessments.models import (
     DataQuery,
     Items,
 )
+from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
@@ -94,6 +95,13 @@ def _check_date(assessed_on: date, participant: Participant, today: date) -> Non
         )
 
 
+def _trial_of(participant: Participant, *, session: Session) -> Trial:
+    trial = session.get(Trial, participant.trial_id)  # already loaded: no query
+    if trial is None:  # the foreign key makes this impossible
+        raise NotFound("no such trial")
+    return trial
+
+
 def _set_items(assessment: Assessment, values: dict[int, int | None]) -> None:
     for n, column in enumerate(ITEM_COLUMNS, start=1):
         setattr(assessment, column, values.get(n))
@@ -156,7 +164,7 @@ def submit(
         raise Conflict(f"{label} is not randomized: assessments are entered after randomization")
     values = validate_items(data.instrument, data.items)
     _check_date(data.assessed_on, participant, today)
-    _version, document = locked_protocol(trial_by_code(code, session=session), session=session)
+    _version, document = locked_protocol(_trial_of(participant, session=session), session=session)
     day = (data.assessed_on - slot.randomized_at.date()).days
     visit = assign_visit(day, list(document.visits))
     # Submissions for one participant queue on the participant's row (PostgreSQL; SQLite's
@@ -236,7 +244,7 @@ def correct(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
     )
     values = validate_items(assessment.instrument, data.items)
-    _version, document = locked_protocol(trial_by_code(code, session=session), session=session)
+    _version, document = locked_protocol(_trial_of(participant, session=session), session=session)
     with audit.reason(session, data.reason):
         _set_items(assessment, values)
         session.add(assessment)

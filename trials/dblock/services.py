@@ -4,21 +4,12 @@ import uuid
 
 from sqlmodel import Session, select
 
-from trials.core.accounts.models import Role, Trial
 from trials.core.accounts.permissions import Permission, Principal
+from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
-from trials.core.errors import Conflict, Forbidden
+from trials.core.errors import Conflict
 from trials.dblock.models import DatabaseLock
 from trials.participants.services import trial_by_code
-
-
-def _authorize_sponsor(by: Principal, trial: Trial, *, session: Session) -> None:
-    """Only the trial's sponsor: the blinded statistician also manages the protocol, but the
-    lock is the sponsor's decision."""
-    allowed = by.grant_for(Permission.MANAGE_PROTOCOL, trial_id=trial.id) is not None
-    if not allowed or not any(g.role == Role.SPONSOR and g.trial_id == trial.id for g in by.grants):
-        raise Forbidden("only the trial's sponsor may lock or unlock its database")
-    audit.act_as_role(session, Role.SPONSOR.value)
 
 
 def current_lock(trial_id: uuid.UUID, *, session: Session) -> DatabaseLock | None:
@@ -32,7 +23,7 @@ def is_locked(trial_id: uuid.UUID, session: Session) -> bool:
 def lock_database(code: str, *, reason: str | None, session: Session, by: Principal) -> DatabaseLock:
     """Lock trial CODE's database: from now on no entry or change of its data, by any path."""
     trial = trial_by_code(code, session=session)
-    _authorize_sponsor(by, trial, session=session)
+    authorize(by, Permission.LOCK_DATABASE, session=session, trial_id=trial.id)
     if is_locked(trial.id, session):
         raise Conflict(f"the database of trial {code} is already locked")
     with audit.reason(session, reason):
@@ -45,7 +36,7 @@ def unlock_database(code: str, *, reason: str | None, session: Session, by: Prin
     """Unlock trial CODE's database. The lock row is deleted under the reason, so the audit
     trail keeps who unlocked it, when and why."""
     trial = trial_by_code(code, session=session)
-    _authorize_sponsor(by, trial, session=session)
+    authorize(by, Permission.LOCK_DATABASE, session=session, trial_id=trial.id)
     lock = current_lock(trial.id, session=session)
     if lock is None:
         raise Conflict(f"the database of trial {code} is not locked")

@@ -10,7 +10,7 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
 
 from protocols.document import ProtocolDocument
-from trials.core.accounts.models import Role, Site
+from trials.core.accounts.models import Role, Site, Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
@@ -155,7 +155,9 @@ def randomize(code: str, label: str, *, session: Session, by: Principal) -> Allo
     allocation = live_list(participant.trial_id, session=session)
     if session.exec(select(AllocationSlot.id).where(AllocationSlot.participant_id == participant.id)).first():
         raise Conflict(f"{label} is already randomized")
-    _version, document = locked_protocol(trial_by_code(code, session=session), session=session)
+    trial = session.get(Trial, participant.trial_id)  # loaded by get_participant: no query
+    assert trial is not None
+    _version, document = locked_protocol(trial, session=session)
     site = session.get(Site, participant.site_id)
     assert site is not None
     stratum = stratum_for(participant, site.code, document)

@@ -19,11 +19,12 @@ class Permission(StrEnum):
     FOLLOW_UP_SAFETY = "follow_up_safety"  # safety-event follow-up at one's site
     MANAGE_PROTOCOL = "manage_protocol"  # register, amend and lock protocols and SAPs
     VIEW_ALLOCATION = "view_allocation"  # randomization list and arms (unblinded only)
+    LOCK_DATABASE = "lock_database"  # lock and unlock a trial's database (the sponsor's decision)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_ACCOUNTS, Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT}),
-    Role.SPONSOR: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
+    Role.SPONSOR: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.LOCK_DATABASE}),
     Role.STATISTICIAN_BLINDED: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
     # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
@@ -31,6 +32,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA}),
     Role.CLINICIAN: frozenset({Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY}),
     Role.MONITOR: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_AUDIT}),
+}
+
+# Why a refusal happened, where the permission's name alone would not say who may.
+REFUSALS: dict[Permission, str] = {
+    Permission.LOCK_DATABASE: "only the trial's sponsor may lock or unlock its database",
 }
 
 # What a read-only API token may still do.

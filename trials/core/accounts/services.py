@@ -32,7 +32,7 @@ from trials.core.accounts.models import (
     UserCreate,
     UserRead,
 )
-from trials.core.accounts.permissions import Grant, Permission, Principal
+from trials.core.accounts.permissions import REFUSALS, Grant, Permission, Principal
 from trials.core.audit import services as audit
 from trials.core.db import utcnow
 from trials.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -96,7 +96,9 @@ def authorize(
     """The grant allowing `permission`, or Forbidden; the grant's role goes on the audit entries."""
     grant = principal.grant_for(permission, trial_id=trial_id, site_id=site_id)
     if grant is None:
-        raise Forbidden(f"your account is not allowed to {permission.value.replace('_', ' ')}")
+        raise Forbidden(
+            REFUSALS.get(permission, f"your account is not allowed to {permission.value.replace('_', ' ')}")
+        )
     audit.act_as_role(session, grant.role.value)
     return grant
 
