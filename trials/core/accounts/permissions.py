@@ -20,6 +20,7 @@ class Permission(StrEnum):
     MANAGE_PROTOCOL = "manage_protocol"  # register, amend and lock protocols and SAPs
     VIEW_ALLOCATION = "view_allocation"  # randomization list and arms (unblinded only)
     LOCK_DATABASE = "lock_database"  # lock and unlock a trial's database (the sponsor's decision)
+    EMERGENCY_UNBLIND = "emergency_unblind"  # reveal one participant's arm in a clinical emergency
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -30,13 +31,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
     Role.STATISTICIAN_UNBLINDED: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}),
     Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA}),
-    Role.CLINICIAN: frozenset({Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY}),
+    Role.CLINICIAN: frozenset(
+        {Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY, Permission.EMERGENCY_UNBLIND}
+    ),
     Role.MONITOR: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_AUDIT}),
 }
 
 # Why a refusal happened, where the permission's name alone would not say who may.
 REFUSALS: dict[Permission, str] = {
     Permission.LOCK_DATABASE: "only the trial's sponsor may lock or unlock its database",
+    Permission.EMERGENCY_UNBLIND: "only a clinician of the participant's site may unblind them in an emergency",
 }
 
 # What a read-only API token may still do.
