@@ -415,6 +415,18 @@ class Randomization(_Model):
                     [],
                 )
             )
+        if "baseline_severity" in self.strata and self.severity_instrument != "PHQ-9":
+            # The stratum is known at randomization, before any visit: only the screening PHQ-9
+            # is recorded by then.
+            issues.append(
+                _Issue(
+                    ("severity_instrument",),
+                    "screening_instrument",
+                    "the baseline_severity stratum is taken from the screening PHQ-9: "
+                    "severity_instrument must be PHQ-9",
+                    self.severity_instrument,
+                )
+            )
         if self.severity_cut_points and "baseline_severity" not in self.strata:
             issues.append(
                 _Issue(

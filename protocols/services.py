@@ -4,6 +4,7 @@ Every write is audited by the audit mechanism; a refused edit of a locked versio
 record as an `edit_refused` event that survives the refusal.
 """
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -165,7 +166,16 @@ def list_protocols(*, session: Session, by: Principal) -> list[tuple[Trial, Prot
 
 
 def document_of(version: ProtocolVersion) -> ProtocolDocument:
-    return validate_protocol(json.loads(version.document_json))
+    """The validated document of a version; parsed once per distinct content (conduct reads
+    the locked protocol on every request)."""
+    return _document_from_json(version.document_json)
+
+
+@functools.lru_cache(maxsize=32)
+def _document_from_json(document_json: str) -> ProtocolDocument:
+    # Keyed by the canonical JSON itself, so an edited draft is never served stale; the
+    # document models are frozen.
+    return validate_protocol(json.loads(document_json))
 
 
 def _refuse_if_locked(version: ProtocolVersion, attempt: str, *, session: Session) -> None:

@@ -18,6 +18,7 @@ from trials.core.cli import AppLoader, emit, json_option, with_app
 from trials.dblock.cli import db_lock, db_unlock
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
+from trials.safety.cli import outbox, safety
 
 
 def _create_app() -> Any:
@@ -50,6 +51,8 @@ main.add_command(randomize)
 main.add_command(allocation)
 main.add_command(db_lock)
 main.add_command(db_unlock)
+main.add_command(safety)
+main.add_command(outbox)
 
 
 @main.group("db")

@@ -247,6 +247,12 @@ INVALID_CASES: list[InvalidCase] = [
         "instrument_not_collected",
     ),
     InvalidCase(
+        "severity_stratum_from_another_instrument",
+        _set("randomization.severity_instrument", "GAD-7"),
+        "randomization.severity_instrument",
+        "screening_instrument",
+    ),
+    InvalidCase(
         "two_primary_endpoints",
         _set("endpoints.6.level", "primary"),
         "endpoints[6].level",

@@ -36,6 +36,13 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
         "API_TOKEN_DEFAULT_DAYS": 90,
+        # The SMTP server that `trials outbox send` relays queued e-mail to.
+        "SMTP_HOST": None,
+        "SMTP_PORT": 25,
+        "SMTP_SENDER": "trials@localhost",
+        "SMTP_SECURITY": "none",  # none | starttls | tls
+        "SMTP_USERNAME": None,
+        "SMTP_PASSWORD": None,
     }
 
 

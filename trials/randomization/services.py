@@ -23,7 +23,9 @@ from trials.randomization.models import AllocationList, AllocationSlot, StratumC
 
 # The protocol names who is blinded in trial terms (ICH E9 / CONSORT); these are the platform
 # roles each term covers. The blinded statistician is blinded by definition, the unblinded one
-# never.
+# never. "participant" and "outcome_assessor" cover no platform role: the instruments are
+# self-reported, so the participant is the outcome assessor, and no page the participant sees
+# (the ePRO form) shows an arm whatever the protocol says.
 PLATFORM_ROLES_BLINDED_BY: dict[str, frozenset[Role]] = {
     "investigator": frozenset({Role.COORDINATOR, Role.CLINICIAN}),
     "statistician": frozenset({Role.STATISTICIAN_BLINDED}),
@@ -62,7 +64,9 @@ def strata_of(document: ProtocolDocument) -> list[str]:
 
 
 def stratum_for(participant: Participant, site_code: str, document: ProtocolDocument) -> str:
-    """The participant's stratum: site and baseline severity (the screening PHQ-9)."""
+    """The participant's stratum: site and baseline severity, from the screening PHQ-9 (the
+    protocol schema accepts no other severity instrument: it is the only score known before
+    randomization)."""
     rnd = document.randomization
     site = site_code if "site" in rnd.strata else None
     level = None
