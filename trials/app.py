@@ -41,6 +41,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
     from trials.dblock import api as dblock_api
+    from trials.engagement import api as engagement_api
+    from trials.imports import api as imports_api
+    from trials.imports import views as imports_views
     from trials.participants import api as participants_api
     from trials.randomization import api as randomization_api
     from trials.safety import api as safety_api
@@ -49,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         accounts_views.bp,
         audit_views.bp,
         protocols_views.bp,
+        imports_views.bp,
         api.bp,
         accounts_api.bp,
         audit_views.api_bp,
@@ -58,6 +62,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         assessments_api.bp,
         safety_api.bp,
         dblock_api.bp,
+        engagement_api.bp,
+        imports_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app

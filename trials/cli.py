@@ -16,6 +16,7 @@ from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
 from trials.dblock.cli import db_lock, db_unlock
+from trials.imports.cli import import_file, import_history, import_template
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
 from trials.safety.cli import outbox, safety
@@ -51,6 +52,9 @@ main.add_command(randomize)
 main.add_command(allocation)
 main.add_command(db_lock)
 main.add_command(db_unlock)
+main.add_command(import_file)
+main.add_command(import_history)
+main.add_command(import_template)
 main.add_command(safety)
 main.add_command(outbox)
 

@@ -58,6 +58,11 @@ class Assessment(Audited, SQLModel, table=True):
     source: str = Field(default="site", sa_type=String(12))
     entered_by: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # The CSV import batch that brought the assessment in (None: entered one by one). Named by
+    # table: the imports package sits above this one.
+    import_batch_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("import_batch.id"), nullable=True, index=True)
+    )
 
     def items(self) -> dict[int, int | None]:
         """Item number to response (None: missing), for the instrument's items."""

@@ -81,18 +81,31 @@ def validate_items(instrument: str, items: Items, *, field: str = "items") -> di
     return values
 
 
-def _check_date(assessed_on: date, participant: Participant, today: date) -> None:
+def check_assessed_on(assessed_on: date, consent_date: date | None, today: date) -> None:
+    """An assessment is dated neither in the future nor before the participant's consent."""
     if assessed_on > today:
         raise InvalidInput.field(
             "assessed_on", "not_future", f"assessed_on: {assessed_on.isoformat()} is in the future"
         )
-    if participant.consent_date is not None and assessed_on < participant.consent_date:
+    if consent_date is not None and assessed_on < consent_date:
         raise InvalidInput.field(
             "assessed_on",
             "not_before_consent",
-            f"assessed_on: {assessed_on.isoformat()} is before the consent date "
-            f"{participant.consent_date.isoformat()}",
+            f"assessed_on: {assessed_on.isoformat()} is before the consent date {consent_date.isoformat()}",
         )
+
+
+def _check_date(assessed_on: date, participant: Participant, today: date) -> None:
+    check_assessed_on(assessed_on, participant.consent_date, today)
+
+
+def out_of_window_message(instrument: str, assessed_on: date, visit: VisitAssignment, target_day: int) -> str:
+    """The data query's text for an assessment outside every visit window."""
+    return (
+        f"{instrument} of {assessed_on.isoformat()} is on day {visit.day} from "
+        f"randomization, outside every visit window; assigned to the nearest visit "
+        f"{visit.visit_code} (day {target_day})"
+    )
 
 
 def _trial_of(participant: Participant, *, session: Session) -> Trial:
@@ -202,10 +215,8 @@ def submit(
                 participant_id=participant.id,
                 assessment_id=assessment.id,
                 rule="out_of_window",
-                message=(
-                    f"{data.instrument} of {data.assessed_on.isoformat()} is on day {day} from "
-                    f"randomization, outside every visit window; assigned to the nearest visit "
-                    f"{visit.visit_code} (day {document.visit(visit.visit_code).day})"
+                message=out_of_window_message(
+                    data.instrument, data.assessed_on, visit, document.visit(visit.visit_code).day
                 ),
             )
         )

@@ -24,6 +24,7 @@ _ERROR_STATUSES = {
     "403": "The token's user lacks the permission",
     "404": "Not found",
     "409": "Conflict with the current state",
+    "413": "The request body is larger than the server accepts",
     "422": "Invalid input; `errors` names each field and rule",
 }
 
@@ -72,8 +73,13 @@ def operation(
     errors: tuple[int, ...] = (401, 403),
     query: dict[str, str] | None = None,
     public: bool = False,
+    request_content: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare an API route: validates the body into `body=`, serializes the return value."""
+    """Declare an API route: validates the body into `body=`, serializes the return value.
+
+    `request_content` documents a body the view reads itself (a CSV upload): OpenAPI media
+    types to their schemas.
+    """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -100,6 +106,7 @@ def operation(
             "query": query or {},
             "public": public,
             "operation_id": view.__name__,
+            "request_content": request_content,
         }
         blueprint.add_url_rule(rule, view_func=wrapper, methods=[method])
         return wrapper
@@ -181,6 +188,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": _schema(meta["body"], components)}},
             }
+        elif meta["request_content"] is not None:
+            op["requestBody"] = {"required": True, "content": meta["request_content"]}
         ok: dict[str, Any] = {"description": "Success"}
         if meta["response"] is not None:
             ok["content"] = {"application/json": {"schema": _schema(meta["response"], components)}}

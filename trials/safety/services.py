@@ -6,7 +6,10 @@ not at all. This package does not import assessments.
 """
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -14,7 +17,7 @@ from trials.core.accounts.models import Role, RoleGrant, Site, Trial, User
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
-from trials.core.db import utcnow
+from trials.core.db import new_id, utcnow
 from trials.core.errors import Conflict, NotFound
 from trials.participants.models import Participant
 from trials.participants.services import trial_by_code, visible_site_ids
@@ -81,12 +84,17 @@ def notify(users: list[User], event: SafetyEvent, subject: str, body: str, *, se
 
 
 def _message(event: SafetyEvent, trial: Trial, label: str, site_code: str) -> tuple[str, str]:
-    kind = Kind(event.kind)
-    subject = f"[{trial.code}] Safety event for participant {label}: {kind.value}"
+    return _message_text(Kind(event.kind), event.item9, event.due_at, trial.code, label, site_code)
+
+
+def _message_text(
+    kind: Kind, item9: int | None, due_at: datetime, trial_code: str, label: str, site_code: str
+) -> tuple[str, str]:
+    subject = f"[{trial_code}] Safety event for participant {label}: {kind.value}"
     lines = [
-        f"Trial {trial.code}, site {site_code}, participant {label}.",
-        f"{KIND_TEXT[kind]}" + (f" (item 9 = {event.item9})." if event.item9 is not None else "."),
-        f"Record the follow-up (risk assessment, referral) by {event.due_at.isoformat()} (UTC).",
+        f"Trial {trial_code}, site {site_code}, participant {label}.",
+        f"{KIND_TEXT[kind]}" + (f" (item 9 = {item9})." if item9 is not None else "."),
+        f"Record the follow-up (risk assessment, referral) by {due_at.isoformat()} (UTC).",
     ]
     return subject, "\n".join(lines)
 
@@ -131,6 +139,113 @@ def raise_events(
         events.append(safety_event)
     session.flush()
     return events
+
+
+@dataclass(frozen=True)
+class Signals:
+    """The safety signals of one assessment of a batch, for `raise_events_in_bulk`."""
+
+    participant_id: uuid.UUID
+    participant_label: str
+    site_id: uuid.UUID
+    assessment_id: uuid.UUID
+    kinds: tuple[Kind, ...]
+    item9: int | None
+
+
+@dataclass(frozen=True)
+class BulkEvents:
+    """What `raise_events_in_bulk` created."""
+
+    events: int
+    notifications: int
+    outbox_messages: int
+
+
+def raise_events_in_bulk(
+    *,
+    trial_id: uuid.UUID,
+    signals_of: Sequence[Signals],
+    followup_hours: int,
+    batch_table: str,
+    batch_id: uuid.UUID,
+    reason: str,
+    session: Session,
+) -> BulkEvents:
+    """`raise_events` for the assessments of one batch (a CSV import): the same events, due
+    times, notifications and outbox messages, written in bulk in the batch's transaction
+    under one audit entry per table (`audit.bulk_insert_summarized`)."""
+    wanted = [s for s in signals_of if s.kinds]
+    if not wanted:
+        return BulkEvents(0, 0, 0)
+    trial = session.get(Trial, trial_id)
+    if trial is None:  # the foreign keys make this impossible
+        raise NotFound("no such trial")
+    site_ids = {s.site_id for s in wanted}
+    sites = {site.id: site for site in session.exec(select(Site).where(col(Site.id).in_(site_ids))).all()}
+    clinicians = {
+        site_id: _users_with(Role.CLINICIAN, trial_id, site_id, session=session) for site_id in site_ids
+    }
+    now = utcnow()
+    due_at = now + timedelta(hours=followup_hours)
+    events: list[dict[str, Any]] = []
+    notifications: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    for signal in wanted:
+        site = sites[signal.site_id]
+        for kind in signal.kinds:
+            event_id = new_id()
+            events.append(
+                {
+                    "id": event_id,
+                    "trial_id": trial_id,
+                    "site_id": signal.site_id,
+                    "participant_id": signal.participant_id,
+                    "assessment_id": signal.assessment_id,
+                    "kind": kind.value,
+                    "item9": signal.item9,
+                    "created_at": now,
+                    "due_at": due_at,
+                    "status": EventStatus.OPEN.value,
+                    "followed_up_at": None,
+                    "followed_up_by": None,
+                    "risk_assessment_done": None,
+                    "referral": None,
+                    "escalated_at": None,
+                }
+            )
+            subject, body = _message_text(
+                kind, signal.item9, due_at, trial.code, signal.participant_label, site.code
+            )
+            for user in clinicians[signal.site_id]:
+                ids = {"trial_id": trial_id, "user_id": user.id, "safety_event_id": event_id}
+                notifications.append(
+                    {
+                        **ids,
+                        "id": new_id(),
+                        "subject": subject,
+                        "body": body,
+                        "created_at": now,
+                        "read_at": None,
+                    }
+                )
+                outbox.append(
+                    {
+                        **ids,
+                        "id": new_id(),
+                        "to": user.email or user.username,
+                        "subject": subject,
+                        "body": body,
+                        "created_at": now,
+                        "sent_at": None,
+                    }
+                )
+    for model, rows in ((SafetyEvent, events), (Notification, notifications), (OutboxMessage, outbox)):
+        if rows:
+            audit.bulk_insert_summarized(
+                session, model, rows, batch_table=batch_table, batch_id=batch_id, reason=reason
+            )
+    return BulkEvents(len(events), len(notifications), len(outbox))
 
 
 def events_of_assessment(assessment_id: uuid.UUID, *, session: Session) -> list[SafetyEvent]:

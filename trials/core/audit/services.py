@@ -13,13 +13,13 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import Connection, Engine, event, func, insert, inspect, select, update
 from sqlalchemy.orm import Session as OrmSession
@@ -424,6 +424,142 @@ def bulk_insert(session: Session, model: type[SQLModel], rows: list[dict[str, An
         connection.execute(insert(table), rows)
     append(connection, actor, changes, session.info.get(_REASON_KEY))
     return len(rows)
+
+
+# -- bulk inserts summarized by batch ---------------------------------------------------------
+
+SUMMARY_FIELD = "*"
+
+
+@dataclass(frozen=True)
+class RowsSummary:
+    """What one summarized entry records of the rows a batch inserted into one table."""
+
+    table_name: str
+    rows: int
+    rows_sha256: str
+
+
+def _canonical_column(values: list[Any]) -> list[Any]:
+    """A column's values as JSON-native values (UUIDs, dates and times as text, like `_plain`)."""
+    sample = next((v for v in values if v is not None), None)
+    if sample is None or isinstance(sample, str | int | float):  # bool is an int
+        return values
+    return [None if v is None else _plain(v) for v in values]
+
+
+def digest_columns(model: type[SQLModel]) -> tuple[str, ...]:
+    """The columns a rows digest covers: every column the audit records, sorted by name."""
+    table = model.__table__  # type: ignore[attr-defined]
+    exclude = model.__audit_exclude__ if issubclass(model, Audited) else frozenset()
+    return tuple(sorted(c.name for c in table.columns if c.name not in exclude))
+
+
+def rows_digest(model: type[SQLModel], rows: Sequence[Mapping[str, Any]]) -> RowsSummary:
+    """SHA-256 over the canonical content of `rows` of `model`'s table.
+
+    Canonical content: the JSON text (sorted keys, no spaces) of
+    ``{"table": name, "columns": [...], "rows": [[...], ...]}``, where `columns` are the audited
+    columns sorted by name and `rows` holds each row's values in that order, rows sorted by
+    their `id`. The same rows read back from the database give the same digest, whatever order
+    they were inserted or are read in.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = digest_columns(model)
+    ordered = sorted(rows, key=lambda row: str(row["id"]))
+    values = [_canonical_column([row.get(c) for row in ordered]) for c in columns]
+    content = {
+        "table": table.name,
+        "columns": list(columns),
+        "rows": [list(row) for row in zip(*values, strict=True)] if values else [],
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return RowsSummary(table.name, len(rows), hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def bulk_insert_summarized(
+    session: Session,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    *,
+    batch_table: str,
+    batch_id: uuid.UUID,
+    reason: str,
+    summary: RowsSummary | None = None,
+    chunk_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> RowsSummary:
+    """Insert many rows of an audited model under ONE entry for the whole batch.
+
+    For bulk paths whose every row belongs to a batch record that is itself audited field by
+    field (an import batch, which keeps the file's bytes and their SHA-256): the entry records
+    action ``insert``, the rows' table, the batch's id as `record_id`, field ``*`` and, as its
+    new value, ``{"rows": n, "rows_sha256": ..., "batch_table": ..., "batch_id": ...}``. The
+    digest (`rows_digest`) makes every inserted value tamper-evident through the hash chain.
+
+    `summary`, when given, must be `rows_digest(model, rows)` (computed once by a caller that
+    also records it on the batch record). Rows are written in chunks of `chunk_size`, with
+    COPY on PostgreSQL and executemany elsewhere; `progress` is called with the rows written
+    after each chunk.
+    """
+    if not issubclass(model, Audited):
+        raise AuditError(f"{model.__name__} is not an audited model")
+    actor = get_actor(session)
+    if actor is None:
+        raise AuditError("no actor set on the session: every audited change needs one")
+    if not (reason or "").strip():
+        raise AuditError("a summarized bulk insert needs a reason")
+    if not rows:
+        raise AuditError("a summarized bulk insert needs at least one row")
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = [c.name for c in table.columns]
+    expected = set(columns)
+    if any(len(row) != len(expected) or row.keys() != expected for row in rows):
+        raise AuditError(f"every {table.name} row of a bulk insert must give every column")
+    trial_ids = {row.get("trial_id") for row in rows} if table.name != "trial" else {None}
+    trial_id = trial_ids.pop() if len(trial_ids) == 1 else None
+    summary = summary or rows_digest(model, rows)
+    if summary.table_name != table.name or summary.rows != len(rows):
+        raise AuditError(f"the summary given does not describe these {table.name} rows")
+    change = Change(
+        "insert",
+        table.name,
+        str(batch_id),
+        SUMMARY_FIELD,
+        None,
+        encode_value(
+            {
+                "rows": summary.rows,
+                "rows_sha256": summary.rows_sha256,
+                "batch_table": batch_table,
+                "batch_id": str(batch_id),
+            }
+        ),
+        trial_id,
+    )
+    connection = session.connection()
+    append(connection, actor, [change], reason.strip())
+    with _writing(connection):
+        for start in range(0, len(rows), chunk_size):
+            chunk = rows[start : start + chunk_size]
+            if connection.dialect.name == "postgresql":
+                _copy_rows(connection, table.name, columns, chunk)
+            else:
+                connection.execute(insert(table), list(chunk))
+            if progress is not None:
+                progress(start + len(chunk))
+    return summary
+
+
+def _copy_rows(
+    connection: Connection, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """COPY rows into a PostgreSQL table on the connection's transaction (psycopg 3)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    dbapi = cast(Any, connection.connection.dbapi_connection)
+    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row.get(c) for c in columns])
 
 
 # -- reading and verifying ------------------------------------------------------------------

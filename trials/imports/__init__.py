@@ -1,0 +1,1 @@
+"""CSV import of assessments and engagement days: validated as a whole, stored all or nothing."""
