@@ -13,15 +13,20 @@ The format is documented in docs/csv-import.md.
 """
 
 import csv
+import gc
 import hashlib
+import heapq
 import io
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, cast
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple, cast
 
+from sqlalchemy import String, type_coerce
 from sqlalchemy import select as core_select
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
@@ -68,7 +73,6 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _FILENAME = re.compile(NO_CONTROL)
 _ITEM_CELLS = {"0": 0, "1": 1, "2": 2, "3": 3}
-_ITEM_KEYS = tuple(str(n) for n in range(1, len(ITEM_COLUMNS) + 1))
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -83,8 +87,8 @@ class RowError(FieldError):
 
 
 class ImportRefused(InvalidInput):
-    """The whole file is refused; `errors` lists up to `MAX_ERRORS_LISTED` row errors, then a
-    `more_errors` entry with the count of those not listed."""
+    """The whole file is refused; `errors` lists up to `MAX_ERRORS_LISTED` row errors, in file
+    order, then a `more_errors` entry with the count of those not listed."""
 
     title = "File refused"
 
@@ -110,20 +114,25 @@ class ImportRefused(InvalidInput):
 
 
 class _Errors:
-    """Collects row errors in file order, keeping the first `MAX_ERRORS_LISTED`."""
+    """Counts every error and keeps the `MAX_ERRORS_LISTED` first in file order (row, then
+    column), whatever order the checks find them in."""
 
-    def __init__(self) -> None:
-        self.listed: list[RowError] = []
+    def __init__(self, columns: tuple[str, ...] = ()) -> None:
+        self._position = {name: i for i, name in enumerate(columns)}
+        self._kept: list[tuple[int, int, int, str, str, str]] = []  # a max-heap on (row, column)
+        self._seq = 0
         self.total = 0
         self.rows: set[int] = set()
 
     def add(self, row: int, column: str, rule: str, text: str) -> None:
         self.total += 1
         self.rows.add(row)
-        if len(self.listed) < MAX_ERRORS_LISTED:
-            where = f"row {row}, {column}" if column else f"row {row}"
-            path = f"rows.{row}.{column}" if column else f"rows.{row}"
-            self.listed.append(RowError(path, rule, f"{where}: {text}", row, column))
+        self._seq += 1
+        key = (-row, -self._position.get(column, -1), -self._seq, column, rule, text)
+        if len(self._kept) < MAX_ERRORS_LISTED:
+            heapq.heappush(self._kept, key)
+        elif key > self._kept[0]:
+            heapq.heapreplace(self._kept, key)
 
     def add_field_error(self, row: int, error: FieldError, column: str) -> None:
         """A service's field error (`items.3: ...`) as the error of a cell (`item_3`)."""
@@ -134,7 +143,12 @@ class _Errors:
         return self.total > 0
 
     def refuse(self) -> ImportRefused:
-        return ImportRefused(self.listed, self.total, len(self.rows))
+        listed = []
+        for row, _position, _seq, column, rule, text in sorted(self._kept, reverse=True):
+            where = f"row {-row}, {column}" if column else f"row {-row}"
+            path = f"rows.{-row}.{column}" if column else f"rows.{-row}"
+            listed.append(RowError(path, rule, f"{where}: {text}", -row, column))
+        return ImportRefused(listed, self.total, len(self.rows))
 
 
 def _refused(row: int, column: str, rule: str, text: str) -> ImportRefused:
@@ -148,11 +162,17 @@ def _refused(row: int, column: str, rule: str, text: str) -> ImportRefused:
 
 @dataclass
 class _Table:
-    """The data rows of a file: their row numbers and cells, by column."""
+    """The data rows of a file: their row numbers (the header is row 1) and cells."""
 
+    kind: str
     index: dict[str, int]
     numbers: list[int] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
+
+    def columns(self) -> dict[str, tuple[str, ...]]:
+        """The cells column by column, under the column names of the file's kind."""
+        by_position = list(zip(*self.rows, strict=True))
+        return {name: by_position[self.index[name]] for name in COLUMNS[self.kind]}
 
 
 def _text(content: bytes) -> str:
@@ -203,15 +223,13 @@ def read_table(content: bytes, kind: str) -> _Table:
             errors.add(1, name, "missing_column", f"the column {name!r} is missing")
     if errors:
         raise errors.refuse()
-    table = _Table({name: i for i, name in enumerate(header)})
+    table = _Table(kind, {name: i for i, name in enumerate(header)})
     width = len(header)
     for number, record in records:
-        if len(record) != width:
-            if not any(record):
-                continue  # a blank line, or a spreadsheet's empty row: no data
-            errors.add(number, "", "cell_count", f"has {len(record)} cells where the header has {width}")
-            continue
         if not any(record):
+            continue  # a blank line, or a spreadsheet's empty row: no data
+        if len(record) != width:
+            errors.add(number, "", "cell_count", f"has {len(record)} cells where the header has {width}")
             continue
         table.numbers.append(number)
         table.rows.append(record)
@@ -233,16 +251,49 @@ def _check_kind(kind: str) -> None:
         raise InvalidInput.field("kind", "known", f"kind: {kind!r} is not one of {', '.join(KINDS)}")
 
 
+def guess_kind(content: bytes) -> str | None:
+    """The kind whose columns a file's header names, for a command line that is not told."""
+    try:
+        first = next(_records(_text(content)), None)
+    except InvalidInput:
+        return None
+    if first is None:
+        return None
+    header = set(first[1])
+    scores = {kind: len(header & set(columns)) for kind, columns in COLUMNS.items()}
+    best = max(scores, key=lambda k: scores[k])
+    return best if scores[best] > 1 else None
+
+
 # -- what the rows refer to ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Person:
+class _Person(NamedTuple):
     id: uuid.UUID
     label: str
     site_id: uuid.UUID
     consent_date: date | None
     randomized_on: date | None
+    may_enter: bool  # the importer may enter data at the participant's site
+
+
+# Participants are read with their stored values as the driver returns them (text on SQLite,
+# native types on PostgreSQL) and converted here: SQLAlchemy's per-row type processing costs
+# more than the query itself for a trial of 100,000 participants.
+
+
+def _stored_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _stored_date(value: Any) -> date | None:
+    """A stored date, or the UTC date of a stored UTC time (SQLite keeps both as ISO text, a
+    time in UTC: see `trials.core.db.UTCDateTime`)."""
+    if value is None or type(value) is date:
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date()
+    return date.fromisoformat(str(value)[:10])
 
 
 class _People:
@@ -252,80 +303,98 @@ class _People:
     def __init__(self, trial: Trial, labels: set[str], by: Principal, *, session: Session) -> None:
         p = Participant.__table__  # type: ignore[attr-defined]
         s = AllocationSlot.__table__  # type: ignore[attr-defined]
+        stored = [type_coerce(c, String) for c in (p.c.id, p.c.site_id, p.c.consent_date, s.c.randomized_at)]
         query = (
-            core_select(p.c.id, p.c.label, p.c.site_id, p.c.consent_date, s.c.randomized_at)
+            core_select(p.c.label, *stored)
             .select_from(p.outerjoin(s, s.c.participant_id == p.c.id))
             .where(p.c.trial_id == trial.id)
         )
         if len(labels) <= _FEW:
             query = query.where(p.c.label.in_(sorted(labels)))
         visible = visible_site_ids(by, trial.id)
+        # The stored site value: its id, whether its participants are visible, and enterable.
+        sites: dict[Any, tuple[uuid.UUID, bool, bool]] = {}
         self.by_label: dict[str, _Person] = {}
-        for pid, label, site_id, consent_date, randomized_at in session.connection().execute(query):
-            if visible is not None and site_id not in visible:
-                continue
-            self.by_label[label] = _Person(
-                pid, label, site_id, consent_date, None if randomized_at is None else randomized_at.date()
-            )
-        self._enterable: dict[uuid.UUID, bool] = {}
-        self._trial_id = trial.id
-        self._by = by
+        for label, pid, site, consent_date, randomized_at in session.connection().execute(query):
+            known = sites.get(site)
+            if known is None:
+                site_id = _stored_uuid(site)
+                grant = by.grant_for(Permission.ENTER_DATA, trial_id=trial.id, site_id=site_id)
+                known = sites[site] = (site_id, visible is None or site_id in visible, grant is not None)
+            site_id, is_visible, may_enter = known
+            if is_visible:
+                self.by_label[label] = _Person(
+                    _stored_uuid(pid),
+                    label,
+                    site_id,
+                    _stored_date(consent_date),
+                    _stored_date(randomized_at),
+                    may_enter,
+                )
         self.code = trial.code
 
-    def may_enter(self, person: _Person) -> bool:
-        allowed = self._enterable.get(person.site_id)
-        if allowed is None:
-            grant = self._by.grant_for(Permission.ENTER_DATA, trial_id=self._trial_id, site_id=person.site_id)
-            allowed = self._enterable[person.site_id] = grant is not None
-        return allowed
+    def resolve(
+        self, numbers: list[int], labels: tuple[str, ...], what: str, errors: _Errors
+    ) -> list[_Person | None]:
+        """The randomized participant each row names (None where not, after recording why)."""
+        persons = [self.by_label.get(label) for label in labels]
+        for number, label, person in zip(numbers, labels, persons, strict=True):
+            if person is not None and person.randomized_on is not None and person.may_enter:
+                continue
+            if not label:
+                errors.add(number, "participant", "required", "a participant label is required")
+            elif person is None:
+                errors.add(
+                    number,
+                    "participant",
+                    "unknown_participant",
+                    f"no participant {label!r} in trial {self.code}",
+                )
+            elif not person.may_enter:
+                errors.add(
+                    number,
+                    "participant",
+                    "not_allowed",
+                    f"your account may not enter data at the site of {label}",
+                )
+            else:
+                errors.add(
+                    number,
+                    "participant",
+                    "not_randomized",
+                    f"{label} is not randomized: {what} are entered after randomization",
+                )
+        return [p if p is not None and p.randomized_on is not None and p.may_enter else None for p in persons]
 
-    def resolve(self, number: int, label: str, what: str, errors: _Errors) -> _Person | None:
-        """The randomized participant a row names, or None after recording why not."""
-        if not label:
-            errors.add(number, "participant", "required", "a participant label is required")
-            return None
-        person = self.by_label.get(label)
-        if person is None:
-            errors.add(
-                number, "participant", "unknown_participant", f"no participant {label!r} in trial {self.code}"
-            )
-            return None
-        if not self.may_enter(person):
-            errors.add(
-                number,
-                "participant",
-                "not_allowed",
-                f"your account may not enter data at the site of {label}",
-            )
-            return None
-        if person.randomized_on is None:
-            errors.add(
-                number,
-                "participant",
-                "not_randomized",
-                f"{label} is not randomized: {what} are entered after randomization",
-            )
-            return None
-        return person
+    def ids(self) -> list[uuid.UUID]:
+        return [p.id for p in self.by_label.values()]
 
 
-def _participants_filter(column: Any, people: _People) -> Any:
-    """Restrict a query to the file's participants when they are few."""
-    ids = [p.id for p in people.by_label.values()]
+def _only_named(column: Any, people: _People) -> Any:
+    """A condition restricting a query to the file's participants when they are few."""
+    ids = people.ids()
     return column.in_(ids) if len(ids) <= _FEW else None
 
 
-def _date(cell: str, cache: dict[str, date | None]) -> date | None:
-    if cell in cache:
-        return cache[cell]
-    value = None
-    if _DATE.fullmatch(cell):
-        try:
-            value = date.fromisoformat(cell)
-        except ValueError:
-            value = None
-    cache[cell] = value
-    return value
+def _dates(cells: tuple[str, ...], numbers: list[int], column: str, errors: _Errors) -> list[date | None]:
+    """Each cell's date (None where refused, after recording why): YYYY-MM-DD, nothing else."""
+    parsed: dict[str, date | None] = {}
+    for cell in set(cells):
+        value = None
+        if _DATE.fullmatch(cell):
+            try:
+                value = date.fromisoformat(cell)
+            except ValueError:
+                value = None
+        parsed[cell] = value
+    if None in parsed.values():
+        for number, cell in zip(numbers, cells, strict=True):
+            if parsed[cell] is None:
+                if cell:
+                    errors.add(number, column, "date_format", f"{cell!r} is not a date written YYYY-MM-DD")
+                else:
+                    errors.add(number, column, "required", "a date is required")
+    return [parsed[cell] for cell in cells]
 
 
 def _integer(cell: str) -> int | str:
@@ -333,10 +402,26 @@ def _integer(cell: str) -> int | str:
     return int(cell) if _INTEGER.fullmatch(cell) else cell
 
 
-def _chunks(total: int, progress: Progress | None, phase: str) -> Callable[[int], None]:
+class _Ids:
+    """Random (version 4) UUIDs drawn from the operating system's source a thousand at a time."""
+
+    def __init__(self) -> None:
+        self._pool: list[uuid.UUID] = []
+
+    def __call__(self) -> uuid.UUID:
+        if not self._pool:
+            data = os.urandom(16 * 1000)
+            self._pool = [uuid.UUID(bytes=data[i : i + 16], version=4) for i in range(0, len(data), 16)]
+        return self._pool.pop()
+
+    def many(self, n: int) -> list[uuid.UUID]:
+        return [self() for _ in range(n)]
+
+
+def _reporter(total: int, progress: Progress | None) -> Callable[[int], None]:
     def report(done: int) -> None:
-        if progress is not None and (done % CHUNK_ROWS == 0 or done == total):
-            progress(phase, done, total)
+        if progress is not None:
+            progress("validating", done, total)
 
     return report
 
@@ -346,9 +431,53 @@ def _chunks(total: int, progress: Progress | None, phase: str) -> Callable[[int]
 
 @dataclass
 class _Prepared:
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    """A validated file's rows, column by column, and what they raise."""
+
+    count: int = 0
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    site_ids: set[uuid.UUID] = field(default_factory=set)
     queries: list[dict[str, Any]] = field(default_factory=list)
     signals: list[safety.Signals] = field(default_factory=list)
+
+
+def _item_columns(
+    cells: dict[str, tuple[str, ...]], instruments: tuple[str, ...], numbers: list[int], errors: _Errors
+) -> list[list[int | None]]:
+    """Each item column's values (None: empty, a missing item).
+
+    `validate_items` judges every distinct (instrument, item, cell) of the file once: its
+    rules are per item (the item's number, its value's type and range for the instrument), so
+    this is its verdict on every row, reached without calling it 100,000 times. A row whose
+    instrument is unknown is refused for that; its items are not judged.
+    """
+    present = sorted(set(instruments) & RULES.keys())
+    out = []
+    for n, name in enumerate(ITEM_COLUMNS, start=1):
+        column = cells[name]
+        value_of: dict[str, int | None] = {"": None}
+        refused: dict[tuple[str, str], tuple[str, str]] = {}
+        for cell in set(column) - {""}:
+            given = _ITEM_CELLS.get(cell)
+            value = _integer(cell) if given is None else given
+            for instrument in present:
+                try:
+                    validate_items(instrument, cast(Items, {str(n): value}))
+                except InvalidInput as exc:
+                    [error] = exc.errors
+                    if error.rule == "int_type":  # name the cell as written
+                        text = f"{cell!r} is not an integer (leave the cell empty for a missing item)"
+                    else:
+                        text = error.message.partition(": ")[2] or error.message
+                    refused[(instrument, cell)] = (error.rule, text)
+            if isinstance(value, int):
+                value_of[cell] = value
+        if refused:
+            for number, instrument, cell in zip(numbers, instruments, column, strict=True):
+                problem = refused.get((instrument, cell))
+                if problem is not None:
+                    errors.add(number, name, *problem)
+        out.append([value_of.get(cell) for cell in column])
+    return out
 
 
 def _assessment_rows(
@@ -364,33 +493,14 @@ def _assessment_rows(
     errors: _Errors,
     progress: Progress | None,
 ) -> _Prepared:
-    a = Assessment.__table__  # type: ignore[attr-defined]
-    existing_query = core_select(a.c.participant_id, a.c.visit_code, a.c.instrument).where(
-        a.c.trial_id == trial_id
-    )
-    only = _participants_filter(a.c.participant_id, people)
-    if only is not None:
-        existing_query = existing_query.where(only)
-    existing = {tuple(r) for r in session.connection().execute(existing_query)}
-    visits: list[Visit] = list(document.visits)
-    baseline_code = document.baseline_visit.code
-    target_day = {v.code: v.day for v in visits}
-    assigned: dict[int, VisitAssignment] = {}
-    dates: dict[str, date | None] = {}
-    first_row: dict[tuple[uuid.UUID, str, str], int] = {}
-    ix = table.index
-    i_participant, i_instrument, i_date = ix["participant"], ix["instrument"], ix["assessed_on"]
-    i_items = [ix[c] for c in ITEM_COLUMNS]
-    now = utcnow()
-    prepared = _Prepared()
-    phq9: list[tuple[dict[str, Any], _Person, dict[int, int | None]]] = []
-    report = _chunks(len(table.rows), progress, "validating")
-    for done, (number, cells) in enumerate(zip(table.numbers, table.rows, strict=True), start=1):
-        report(done)
-        person = people.resolve(number, cells[i_participant], "assessments", errors)
-        instrument = cells[i_instrument]
-        rule = RULES.get(instrument)
-        if rule is None:
+    cells = table.columns()
+    numbers = table.numbers
+    count = len(numbers)
+    report = _reporter(count, progress)
+    persons = people.resolve(numbers, cells["participant"], "assessments", errors)
+    instruments = cells["instrument"]
+    for number, instrument in zip(numbers, instruments, strict=True):
+        if instrument not in RULES:
             if instrument:
                 errors.add(
                     number,
@@ -400,47 +510,41 @@ def _assessment_rows(
                 )
             else:
                 errors.add(number, "instrument", "required", "an instrument is required")
-        cell = cells[i_date]
-        assessed_on = _date(cell, dates)
-        if assessed_on is None:
-            if cell:
-                errors.add(number, "assessed_on", "date_format", f"{cell!r} is not a date written YYYY-MM-DD")
-            else:
-                errors.add(number, "assessed_on", "required", "a date is required")
-        elif person is not None:
-            try:
-                check_assessed_on(assessed_on, person.consent_date, today)
-            except InvalidInput as exc:
-                for error in exc.errors:
-                    errors.add_field_error(number, error, "assessed_on")
-                assessed_on = None
-        values: dict[int, int | None] | None = None
-        if rule is not None:
-            given: dict[str, Any] = {}
-            for item_key, i in zip(_ITEM_KEYS, i_items, strict=True):
-                item = cells[i]
-                if item:
-                    value = _ITEM_CELLS.get(item)
-                    given[item_key] = _integer(item) if value is None else value
-            try:
-                values = validate_items(instrument, cast(Items, given))
-            except InvalidInput as exc:
-                for error in exc.errors:
-                    item_key = error.field.partition(".")[2]
-                    if error.rule == "int_type":  # name the cell as written
-                        text = (
-                            f"{given[item_key]!r} is not an integer (leave the cell empty for a missing item)"
-                        )
-                        errors.add(number, "item_" + item_key, error.rule, text)
-                    else:
-                        errors.add_field_error(number, error, "item_" + item_key)
-        if person is None or rule is None or assessed_on is None or person.randomized_on is None:
+    dates = _dates(cells["assessed_on"], numbers, "assessed_on", errors)
+    items = _item_columns(cells, instruments, numbers, errors)
+    report(count // 2)
+
+    a = Assessment.__table__  # type: ignore[attr-defined]
+    query = core_select(a.c.participant_id, a.c.visit_code, a.c.instrument).where(a.c.trial_id == trial_id)
+    only = _only_named(a.c.participant_id, people)
+    label_of = {p.id: p.label for p in people.by_label.values()}
+    stored = session.connection().execute(query if only is None else query.where(only))
+    existing = {(label_of.get(pid), visit_code, instrument) for pid, visit_code, instrument in stored}
+    visits: list[Visit] = list(document.visits)
+    target_day = {v.code: v.day for v in visits}
+    assigned: dict[int, VisitAssignment] = {}
+    first_row: dict[tuple[str, str, str], int] = {}  # keyed by label: text hashes are cached
+    ids = _Ids().many(count)
+    now = utcnow()
+    visit_codes: list[str] = []
+    in_window: list[bool] = []
+    queries: list[dict[str, Any]] = []
+    for i, (number, person, instrument, assessed_on) in enumerate(
+        zip(numbers, persons, instruments, dates, strict=True)
+    ):
+        if person is None or assessed_on is None or instrument not in RULES or person.randomized_on is None:
+            continue  # refused already
+        try:
+            check_assessed_on(assessed_on, person.consent_date, today)
+        except InvalidInput as exc:
+            for error in exc.errors:
+                errors.add_field_error(number, error, "assessed_on")
             continue
         day = (assessed_on - person.randomized_on).days
         visit = assigned.get(day)
         if visit is None:
             visit = assigned[day] = assign_visit(day, visits)
-        key = (person.id, visit.visit_code, instrument)
+        key = (person.label, visit.visit_code, instrument)
         if key in existing:
             errors.add(
                 number,
@@ -449,42 +553,26 @@ def _assessment_rows(
                 f"{person.label} already has a {instrument} for visit {visit.visit_code}: correct it "
                 "through the API (with a reason) instead of importing it again",
             )
-            continue
-        if key in first_row:
+        elif key in first_row:
             errors.add(
                 number,
                 "assessed_on",
                 "duplicate_in_file",
                 f"row {first_row[key]} is already {person.label}'s {instrument} for visit {visit.visit_code}",
             )
-            continue
-        first_row[key] = number
-        if errors or values is None:
+        else:
+            first_row[key] = number
+        if errors:
             continue  # refused anyway: only the errors matter from here on
-        assessment_id = new_id()
-        row: dict[str, Any] = {
-            "id": assessment_id,
-            "trial_id": trial_id,
-            "participant_id": person.id,
-            "instrument": instrument,
-            "assessed_on": assessed_on,
-            "visit_code": visit.visit_code,
-            "in_window": visit.in_window,
-            "source": "site",
-            "entered_by": username,
-            "created_at": now,
-            "import_batch_id": batch_id,
-        }
-        for n, column in enumerate(ITEM_COLUMNS, start=1):
-            row[column] = values.get(n)
-        prepared.rows.append(row)
+        visit_codes.append(visit.visit_code)
+        in_window.append(visit.in_window)
         if not visit.in_window:
-            prepared.queries.append(
+            queries.append(
                 {
                     "id": new_id(),
                     "trial_id": trial_id,
                     "participant_id": person.id,
-                    "assessment_id": assessment_id,
+                    "assessment_id": ids[i],
                     "rule": "out_of_window",
                     "message": out_of_window_message(
                         instrument, assessed_on, visit, target_day[visit.visit_code]
@@ -493,47 +581,72 @@ def _assessment_rows(
                     "created_at": now,
                 }
             )
-        if instrument == "PHQ-9":
-            phq9.append((row, person, values))
-    if not errors:
-        prepared.signals = _signals(phq9, baseline_code, document, session=session, people=people)
-    return prepared
+    report(count)
+    if errors:
+        return _Prepared()
+    participants = cast(list[_Person], persons)
+    columns: dict[str, list[Any]] = {
+        "id": ids,
+        "trial_id": [trial_id] * count,
+        "participant_id": [p.id for p in participants],
+        "instrument": list(instruments),
+        "assessed_on": dates,
+        "visit_code": visit_codes,
+        "in_window": in_window,
+        **dict(zip(ITEM_COLUMNS, items, strict=True)),
+        "source": ["site"] * count,
+        "entered_by": [username] * count,
+        "created_at": [now] * count,
+        "import_batch_id": [batch_id] * count,
+    }
+    signals = _signals(columns, participants, items, document, session=session)
+    return _Prepared(count, columns, {p.site_id for p in set(participants)}, queries, signals)
 
 
 def _signals(
-    phq9: list[tuple[dict[str, Any], _Person, dict[int, int | None]]],
-    baseline_code: str,
+    columns: dict[str, list[Any]],
+    participants: list[_Person],
+    items: list[list[int | None]],
     document: ProtocolDocument,
     *,
     session: Session,
-    people: _People,
 ) -> list[safety.Signals]:
     """Each PHQ-9 row's safety signals, as the API raises them: item 9 first, then
     deterioration over the baseline PHQ-9, stored or in the same file."""
     rule = RULES["PHQ-9"]
+    baseline_code = document.baseline_visit.code
+    phq9 = [i for i, instrument in enumerate(columns["instrument"]) if instrument == "PHQ-9"]
+    visit_codes = columns["visit_code"]
+
+    def answers(i: int) -> dict[int, int | None]:
+        return {n: items[n - 1][i] for n in range(1, rule.n_items + 1)}
+
+    # Only participants with a later PHQ-9 in the file need their baseline total.
+    later = {participants[i].id for i in phq9 if visit_codes[i] != baseline_code}
     baselines: dict[uuid.UUID, int | None] = {}
-    if any(row["visit_code"] != baseline_code for row, _p, _v in phq9):
+    if later:
         a = Assessment.__table__  # type: ignore[attr-defined]
-        items = [a.c[c] for c in ITEM_COLUMNS[: rule.n_items]]
-        query = core_select(a.c.participant_id, *items).where(
-            a.c.trial_id == phq9[0][0]["trial_id"], a.c.instrument == "PHQ-9", a.c.visit_code == baseline_code
+        query = core_select(a.c.participant_id, *(a.c[c] for c in ITEM_COLUMNS[: rule.n_items])).where(
+            a.c.trial_id == columns["trial_id"][0], a.c.instrument == "PHQ-9", a.c.visit_code == baseline_code
         )
-        only = _participants_filter(a.c.participant_id, people)
-        if only is not None:
-            query = query.where(only)
-        for pid, *answers in session.connection().execute(query):
-            baselines[pid] = total_score(dict(enumerate(answers, start=1)), rule)
-        for row, person, values in phq9:
-            if row["visit_code"] == baseline_code:
-                baselines[person.id] = total_score(values, rule)
+        if len(later) <= _FEW:
+            query = query.where(a.c.participant_id.in_(later))
+        for pid, *stored in session.connection().execute(query):
+            if pid in later:
+                baselines[pid] = total_score(dict(enumerate(stored, start=1)), rule)
+        for i in phq9:
+            if visit_codes[i] == baseline_code and participants[i].id in later:
+                baselines[participants[i].id] = total_score(answers(i), rule)
     threshold = document.safety.deterioration_threshold
+    item9 = items[8]
     out = []
-    for row, person, values in phq9:
-        baseline_total = None if row["visit_code"] == baseline_code else baselines.get(person.id)
+    for i in phq9:
+        person = participants[i]
+        baseline_total = None if visit_codes[i] == baseline_code else baselines.get(person.id)
         kinds = safety.signals(
             instrument="PHQ-9",
-            item9=values.get(9),
-            total=None if baseline_total is None else total_score(values, rule),
+            item9=item9[i],
+            total=None if baseline_total is None else total_score(answers(i), rule),
             baseline_total=baseline_total,
             threshold=threshold,
         )
@@ -543,9 +656,9 @@ def _signals(
                     participant_id=person.id,
                     participant_label=person.label,
                     site_id=person.site_id,
-                    assessment_id=row["id"],
+                    assessment_id=columns["id"][i],
                     kinds=tuple(kinds),
-                    item9=values.get(9),
+                    item9=item9[i],
                 )
             )
     return out
@@ -565,55 +678,46 @@ def _engagement_rows(
     errors: _Errors,
     progress: Progress | None,
 ) -> _Prepared:
+    cells = table.columns()
+    numbers = table.numbers
+    count = len(numbers)
+    report = _reporter(count, progress)
+    persons = people.resolve(numbers, cells["participant"], "engagement days", errors)
+    days = _dates(cells["day"], numbers, "day", errors)
+    counts: dict[str, list[int | str]] = {}
+    for name in COUNT_COLUMNS:
+        value_of = {cell: _integer(cell) for cell in set(cells[name])}
+        counts[name] = [value_of[cell] for cell in cells[name]]
+    report(count // 2)
     e = EngagementDay.__table__  # type: ignore[attr-defined]
     query = core_select(e.c.participant_id, e.c.day).where(e.c.trial_id == trial_id)
-    only = _participants_filter(e.c.participant_id, people)
-    if only is not None:
-        query = query.where(only)
-    existing = {tuple(r) for r in session.connection().execute(query)}
-    dates: dict[str, date | None] = {}
-    first_row: dict[tuple[uuid.UUID, date], int] = {}
-    ix = table.index
-    i_participant, i_day = ix["participant"], ix["day"]
-    i_counts = [(c, ix[c]) for c in COUNT_COLUMNS]
-    now = utcnow()
-    prepared = _Prepared()
-    report = _chunks(len(table.rows), progress, "validating")
-    for done, (number, cells) in enumerate(zip(table.numbers, table.rows, strict=True), start=1):
-        report(done)
-        person = people.resolve(number, cells[i_participant], "engagement days", errors)
-        cell = cells[i_day]
-        day = _date(cell, dates)
-        if day is None:
-            if cell:
-                errors.add(number, "day", "date_format", f"{cell!r} is not a date written YYYY-MM-DD")
-            else:
-                errors.add(number, "day", "required", "a date is required")
-        elif person is not None and person.randomized_on is not None:
-            problem = day_problem(
-                day, consent_date=person.consent_date, randomized_on=person.randomized_on, today=today
-            )
-            if problem is not None:
-                errors.add(number, "day", *problem)
-                day = None
-        counts: dict[str, int] = {}
-        for name, i in i_counts:
-            value = _integer(cells[i])
-            if isinstance(value, int):
-                counts[name] = value
-            elif value:
-                errors.add(number, name, "int_type", f"{value!r} is not an integer")
-            else:
-                errors.add(number, name, "required", "a count is required (0 when none)")
-        if len(counts) == len(i_counts):
-            problems = count_problems(counts["sessions"], counts["minutes"], counts["modules_completed"])
-            for name, rule, text in problems:
+    only = _only_named(e.c.participant_id, people)
+    label_of = {p.id: p.label for p in people.by_label.values()}
+    stored = session.connection().execute(query if only is None else query.where(only))
+    existing = {(label_of.get(pid), day) for pid, day in stored}
+    first_row: dict[tuple[str, date], int] = {}
+    for i, (number, person, day) in enumerate(zip(numbers, persons, days, strict=True)):
+        values = [counts[name][i] for name in COUNT_COLUMNS]
+        usable = True
+        for name, value in zip(COUNT_COLUMNS, values, strict=True):
+            if isinstance(value, str):
+                usable = False
+                if value:
+                    errors.add(number, name, "int_type", f"{value!r} is not an integer")
+                else:
+                    errors.add(number, name, "required", "a count is required (0 when none)")
+        if usable:
+            for name, rule, text in count_problems(*cast(list[int], values)):
                 errors.add(number, name, rule, text)
-            if problems:
-                continue
-        if person is None or day is None:
+        if person is None or day is None or person.randomized_on is None:
             continue
-        key = (person.id, day)
+        problem = day_problem(
+            day, consent_date=person.consent_date, randomized_on=person.randomized_on, today=today
+        )
+        if problem is not None:
+            errors.add(number, "day", *problem)
+            continue
+        key = (person.label, day)
         if key in existing:
             errors.add(
                 number,
@@ -622,31 +726,30 @@ def _engagement_rows(
                 f"{person.label} already has engagement recorded on {day.isoformat()}: correct it "
                 "through the API (with a reason) instead of importing it again",
             )
-            continue
-        if key in first_row:
+        elif key in first_row:
             errors.add(
                 number,
                 "day",
                 "duplicate_in_file",
                 f"row {first_row[key]} is already {person.label} on {day.isoformat()}",
             )
-            continue
-        first_row[key] = number
-        if errors or len(counts) != len(i_counts):
-            continue
-        prepared.rows.append(
-            {
-                "id": new_id(),
-                "trial_id": trial_id,
-                "participant_id": person.id,
-                "day": day,
-                **counts,
-                "source": "import",
-                "import_batch_id": batch_id,
-                "created_at": now,
-            }
-        )
-    return prepared
+        else:
+            first_row[key] = number
+    report(count)
+    if errors:
+        return _Prepared()
+    now = utcnow()
+    columns: dict[str, list[Any]] = {
+        "id": _Ids().many(count),
+        "trial_id": [trial_id] * count,
+        "participant_id": [cast(_Person, p).id for p in persons],
+        "day": days,
+        **{name: counts[name] for name in COUNT_COLUMNS},
+        "source": ["import"] * count,
+        "import_batch_id": [batch_id] * count,
+        "created_at": [now] * count,
+    }
+    return _Prepared(count, columns, {cast(_Person, p).site_id for p in set(persons)})
 
 
 # -- the import ----------------------------------------------------------------------------------
@@ -669,6 +772,20 @@ def _earlier(trial_id: uuid.UUID, kind: str, sha256: str, *, session: Session) -
         .options(defer(ImportBatch.content))  # type: ignore[arg-type]
         .where(ImportBatch.trial_id == trial_id, ImportBatch.kind == kind, ImportBatch.sha256 == sha256)
     ).first()
+
+
+@contextmanager
+def _bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file's rows are built and written: the rows
+    form no reference cycles, and its repeated passes over hundreds of thousands of new
+    objects would cost more than the import itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def import_csv(
@@ -704,42 +821,56 @@ def import_csv(
             f"{earlier.created_at:%Y-%m-%d %H:%M:%S} UTC ({earlier.row_count} rows, sha256 {sha256})"
         )
     _version, document = locked_protocol(trial, session=session)
-    table = read_table(content, kind)
-    labels = {cells[table.index["participant"]] for cells in table.rows}
-    people = _People(trial, labels, by, session=session)
-    errors = _Errors()
-    batch_id = new_id()
-    if kind == "assessments":
-        prepared = _assessment_rows(
-            table,
-            people,
+    with _bulk_allocation():
+        table = read_table(content, kind)
+        labels = {cells[table.index["participant"]] for cells in table.rows}
+        people = _People(trial, labels, by, session=session)
+        errors = _Errors(COLUMNS[kind])
+        batch_id = new_id()
+        model: type[Assessment] | type[EngagementDay]
+        if kind == "assessments":
+            model = Assessment
+            prepared = _assessment_rows(
+                table,
+                people,
+                document,
+                batch_id=batch_id,
+                trial_id=trial.id,
+                username=by.username,
+                today=today,
+                session=session,
+                errors=errors,
+                progress=progress,
+            )
+        else:
+            model = EngagementDay
+            prepared = _engagement_rows(
+                table,
+                people,
+                batch_id=batch_id,
+                trial_id=trial.id,
+                today=today,
+                session=session,
+                errors=errors,
+                progress=progress,
+            )
+        if errors:
+            raise errors.refuse()
+        return _write(
+            trial,
+            kind,
+            name,
+            content,
+            sha256,
+            prepared,
+            model,
+            batch_id,
             document,
-            batch_id=batch_id,
-            trial_id=trial.id,
-            username=by.username,
-            today=today,
-            session=session,
-            errors=errors,
-            progress=progress,
-        )
-        model: type[Assessment] | type[EngagementDay] = Assessment
-    else:
-        prepared = _engagement_rows(
-            table,
             people,
-            batch_id=batch_id,
-            trial_id=trial.id,
-            today=today,
-            session=session,
-            errors=errors,
-            progress=progress,
+            session,
+            by,
+            progress,
         )
-        model = EngagementDay
-    if errors:
-        raise errors.refuse()
-    return _write(
-        trial, kind, name, content, sha256, prepared, model, batch_id, document, people, session, by, progress
-    )
 
 
 def _write(
@@ -757,36 +888,34 @@ def _write(
     by: Principal,
     progress: Progress | None,
 ) -> ImportSummary:
-    summary = audit.rows_digest(model, prepared.rows)
-    participant_ids = {row["participant_id"] for row in prepared.rows}
-    site_of = {p.id: p.site_id for p in people.by_label.values()}
-    codes = dict(session.exec(select(Site.id, Site.code)).all())
+    summary = audit.rows_digest(model, prepared.columns)
+    site_ids = prepared.site_ids
+    codes = dict(session.exec(select(Site.id, Site.code).where(col(Site.id).in_(site_ids))).all())
     batch = ImportBatch(
         id=batch_id,
         trial_id=trial.id,
         kind=kind,
         filename=name,
         sha256=sha256,
-        row_count=len(prepared.rows),
+        row_count=prepared.count,
         rows_sha256=summary.rows_sha256,
-        site_codes=",".join(sorted({codes[site_of[pid]] for pid in participant_ids})),
+        site_codes=",".join(sorted(codes.values())),
         imported_by=by.username,
         content=content,
     )
     session.add(batch)
     session.flush()
     reason = f"CSV import of {name} (sha256 {sha256})"
-    total = len(prepared.rows)
     audit.bulk_insert_summarized(
         session,
         model,
-        prepared.rows,
+        prepared.columns,
         batch_table=ImportBatch.__tablename__,
         batch_id=batch_id,
         reason=reason,
         summary=summary,
         chunk_size=CHUNK_ROWS,
-        progress=None if progress is None else lambda done: progress("writing", done, total),
+        progress=None if progress is None else lambda done: progress("writing", done, prepared.count),
     )
     if prepared.queries:
         audit.bulk_insert_summarized(
@@ -846,12 +975,11 @@ def list_batches(code: str, *, session: Session, by: Principal) -> list[ImportBa
     codes = (
         None if sites is None else set(session.exec(select(Site.code).where(col(Site.id).in_(sites))).all())
     )
-    out = []
-    for batch in batches:
-        read = batch_read(batch, trial.code)
-        if codes is None or set(read.site_codes) <= codes:
-            out.append(read)
-    return out
+    return [
+        read
+        for read in (batch_read(batch, trial.code) for batch in batches)
+        if codes is None or set(read.site_codes) <= codes
+    ]
 
 
 def rows_of_batch(
@@ -861,17 +989,3 @@ def rows_of_batch(
     t = cast(Any, model).__table__
     query = core_select(t).where(t.c.import_batch_id == batch_id)
     return [dict(r) for r in session.connection().execute(query).mappings()]
-
-
-def guess_kind(content: bytes) -> str | None:
-    """The kind whose columns a file's header names, for a command line that is not told."""
-    try:
-        first = next(_records(_text(content)), None)
-    except InvalidInput:
-        return None
-    if first is None:
-        return None
-    header = set(first[1])
-    scores = {kind: len(header & set(columns)) for kind, columns in COLUMNS.items()}
-    best = max(scores, key=lambda k: scores[k])
-    return best if scores[best] > 1 else None

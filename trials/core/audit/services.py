@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import operator
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -440,12 +441,45 @@ class RowsSummary:
     rows_sha256: str
 
 
-def _canonical_column(values: list[Any]) -> list[Any]:
-    """A column's values as JSON-native values (UUIDs, dates and times as text, like `_plain`)."""
+# Rows of one table: a list of row mappings, or the rows column by column (name -> values).
+Rows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+_AS_TEXT: dict[type, Callable[[Any], str]] = {
+    uuid.UUID: str,
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+    Decimal: str,
+    bytes: bytes.hex,
+}
+
+
+def _by_column(model: type[SQLModel], rows: Rows) -> tuple[dict[str, Sequence[Any]], int]:
+    """Every column of the model's table, each with one value per row, and the row count."""
+    table = model.__table__  # type: ignore[attr-defined]
+    names = [c.name for c in table.columns]
+    if isinstance(rows, Mapping):
+        lengths = {len(values) for values in rows.values()}
+        if rows.keys() != set(names) or len(lengths) != 1:
+            raise AuditError(f"a bulk insert into {table.name} must give every column, each as long")
+        return {name: rows[name] for name in names}, lengths.pop()
+    expected = set(names)
+    if any(len(row) != len(expected) or row.keys() != expected for row in rows):
+        raise AuditError(f"every {table.name} row of a bulk insert must give every column")
+    return {name: [row[name] for row in rows] for name in names}, len(rows)
+
+
+def _canonical_column(values: Sequence[Any]) -> Sequence[Any]:
+    """A column's values as JSON-native values (UUIDs, dates and times as text, as `_plain`
+    renders them), converted column by column."""
     sample = next((v for v in values if v is not None), None)
     if sample is None or isinstance(sample, str | int | float):  # bool is an int
         return values
-    return [None if v is None else _plain(v) for v in values]
+    if all(v is sample for v in values):  # one value for the whole batch: the trial, a time
+        return [_plain(sample)] * len(values)
+    convert = _AS_TEXT.get(type(sample))
+    if convert is None or any(v is not None and type(v) is not type(sample) for v in values):
+        return [None if v is None else _plain(v) for v in values]
+    return [None if v is None else convert(v) for v in values]
 
 
 def digest_columns(model: type[SQLModel]) -> tuple[str, ...]:
@@ -455,32 +489,47 @@ def digest_columns(model: type[SQLModel]) -> tuple[str, ...]:
     return tuple(sorted(c.name for c in table.columns if c.name not in exclude))
 
 
-def rows_digest(model: type[SQLModel], rows: Sequence[Mapping[str, Any]]) -> RowsSummary:
+def _constant(values: Sequence[Any]) -> bool:
+    first = values[0]
+    return all(v is first for v in values) or all(type(v) is type(first) and v == first for v in values)
+
+
+def rows_digest(model: type[SQLModel], rows: Rows) -> RowsSummary:
     """SHA-256 over the canonical content of `rows` of `model`'s table.
 
-    Canonical content: the JSON text (sorted keys, no spaces) of
-    ``{"table": name, "columns": [...], "rows": [[...], ...]}``, where `columns` are the audited
-    columns sorted by name and `rows` holds each row's values in that order, rows sorted by
-    their `id`. The same rows read back from the database give the same digest, whatever order
-    they were inserted or are read in.
+    Canonical content: the JSON text (sorted keys, no spaces) of ``{"table": name,
+    "constants": {column: value}, "columns": [...], "rows": [[...], ...]}``. Of the audited
+    columns, sorted by name, those holding one value in every row are in `constants` (never
+    `id`); `rows` holds each row's values of the other `columns` in that order, rows sorted by
+    their `id`. Values are written as the trail writes them (UUIDs, dates and times as ISO
+    text). The same rows read back from the database give the same digest, whatever order they
+    were inserted or are read in.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    columns = digest_columns(model)
-    ordered = sorted(rows, key=lambda row: str(row["id"]))
-    values = [_canonical_column([row.get(c) for row in ordered]) for c in columns]
+    columns, count = _by_column(model, rows)
+    constants: dict[str, Any] = {}
+    varying: list[str] = []
+    for name in digest_columns(model):
+        values = columns[name]
+        if name != "id" and count and _constant(values):
+            constants[name] = _canonical_column(values[:1])[0]
+        else:
+            varying.append(name)
+    values = [_canonical_column(columns[name]) for name in varying]
     content = {
         "table": table.name,
-        "columns": list(columns),
-        "rows": [list(row) for row in zip(*values, strict=True)] if values else [],
+        "constants": constants,
+        "columns": varying,
+        "rows": sorted(zip(*values, strict=True), key=operator.itemgetter(varying.index("id"))),
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return RowsSummary(table.name, len(rows), hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return RowsSummary(table.name, count, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def bulk_insert_summarized(
     session: Session,
     model: type[SQLModel],
-    rows: Sequence[dict[str, Any]],
+    rows: Rows,
     *,
     batch_table: str,
     batch_id: uuid.UUID,
@@ -497,10 +546,11 @@ def bulk_insert_summarized(
     new value, ``{"rows": n, "rows_sha256": ..., "batch_table": ..., "batch_id": ...}``. The
     digest (`rows_digest`) makes every inserted value tamper-evident through the hash chain.
 
-    `summary`, when given, must be `rows_digest(model, rows)` (computed once by a caller that
-    also records it on the batch record). Rows are written in chunks of `chunk_size`, with
-    COPY on PostgreSQL and executemany elsewhere; `progress` is called with the rows written
-    after each chunk.
+    `rows` give every column of the table, as row mappings or column by column. `summary`,
+    when given, must be `rows_digest(model, rows)` (computed once by a caller that also records
+    it on the batch record). Rows are written in chunks of `chunk_size`, with COPY on
+    PostgreSQL and executemany elsewhere; `progress` is called with the rows written after each
+    chunk.
     """
     if not issubclass(model, Audited):
         raise AuditError(f"{model.__name__} is not an audited model")
@@ -509,17 +559,17 @@ def bulk_insert_summarized(
         raise AuditError("no actor set on the session: every audited change needs one")
     if not (reason or "").strip():
         raise AuditError("a summarized bulk insert needs a reason")
-    if not rows:
-        raise AuditError("a summarized bulk insert needs at least one row")
     table = model.__table__  # type: ignore[attr-defined]
-    columns = [c.name for c in table.columns]
-    expected = set(columns)
-    if any(len(row) != len(expected) or row.keys() != expected for row in rows):
-        raise AuditError(f"every {table.name} row of a bulk insert must give every column")
-    trial_ids = {row.get("trial_id") for row in rows} if table.name != "trial" else {None}
-    trial_id = trial_ids.pop() if len(trial_ids) == 1 else None
-    summary = summary or rows_digest(model, rows)
-    if summary.table_name != table.name or summary.rows != len(rows):
+    columns, count = _by_column(model, rows)
+    if count == 0:
+        raise AuditError("a summarized bulk insert needs at least one row")
+    trial_id = None
+    if "trial_id" in columns:
+        first = columns["trial_id"][0]
+        if all(v is first for v in columns["trial_id"]) or len(set(columns["trial_id"])) == 1:
+            trial_id = first
+    summary = summary or rows_digest(model, columns)
+    if summary.table_name != table.name or summary.rows != count:
         raise AuditError(f"the summary given does not describe these {table.name} rows")
     change = Change(
         "insert",
@@ -540,26 +590,52 @@ def bulk_insert_summarized(
     connection = session.connection()
     append(connection, actor, [change], reason.strip())
     with _writing(connection):
-        for start in range(0, len(rows), chunk_size):
-            chunk = rows[start : start + chunk_size]
+        for start in range(0, count, chunk_size):
+            chunk = {name: values[start : start + chunk_size] for name, values in columns.items()}
             if connection.dialect.name == "postgresql":
-                _copy_rows(connection, table.name, columns, chunk)
+                _copy_rows(connection, table, chunk)
+            elif connection.dialect.paramstyle == "qmark":  # SQLite
+                _execute_many(connection, table, chunk)
             else:
-                connection.execute(insert(table), list(chunk))
+                connection.execute(
+                    insert(table),
+                    [dict(zip(chunk, row, strict=True)) for row in zip(*chunk.values(), strict=True)],
+                )
             if progress is not None:
-                progress(start + len(chunk))
+                progress(min(start + chunk_size, count))
     return summary
 
 
-def _copy_rows(
-    connection: Connection, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]]
-) -> None:
+def _execute_many(connection: Connection, table: Any, columns: Mapping[str, Sequence[Any]]) -> None:
+    """The table's INSERT executemany, with each column's values converted by the column
+    type's own bind processor, column by column (what Core does row by row)."""
+    dialect = connection.dialect
+    converted = []
+    for name, values in columns.items():
+        process = table.c[name].type._cached_bind_processor(dialect)
+        if process is None:
+            converted.append(values)
+            continue
+        first = values[0]
+        if all(v is first for v in values):  # one value for the whole chunk
+            converted.append([process(first)] * len(values))
+        else:
+            converted.append([process(v) for v in values])
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    connection.exec_driver_sql(sql, list(zip(*converted, strict=True)))
+
+
+def _copy_rows(connection: Connection, table: Any, columns: Mapping[str, Sequence[Any]]) -> None:
     """COPY rows into a PostgreSQL table on the connection's transaction (psycopg 3)."""
     names = ", ".join(f'"{c}"' for c in columns)
     dbapi = cast(Any, connection.connection.dbapi_connection)
-    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row.get(c) for c in columns])
+    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in zip(*columns.values(), strict=True):
+            copy.write_row(row)
 
 
 # -- reading and verifying ------------------------------------------------------------------
