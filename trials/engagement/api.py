@@ -29,7 +29,7 @@ def today() -> date:
     response=EngagementRead,
     errors=(401, 403, 404, 409, 422),
 )
-def submit(code: str, label: str, body: EngagementSubmit) -> Any:
+def enter_engagement(code: str, label: str, body: EngagementSubmit) -> Any:
     principal = require_principal()
     services.submit_days(code, label, body, session=db.session, by=principal, today=today())
     participant, days = services.list_days(code, label, session=db.session, by=principal)
@@ -44,6 +44,6 @@ def submit(code: str, label: str, body: EngagementSubmit) -> Any:
     response=EngagementRead,
     errors=(401, 403, 404),
 )
-def days(code: str, label: str) -> Any:
+def engagement_days(code: str, label: str) -> Any:
     participant, rows = services.list_days(code, label, session=db.session, by=require_principal())
     return services.engagement_read(participant, rows)

@@ -63,7 +63,7 @@ def uploaded(kind: str) -> tuple[bytes, str]:
     query={"filename": "the file's name, recorded with the batch (text/csv bodies)"},
     request_content=_CSV_BODY,
 )
-def import_file(code: str, kind: str) -> Any:
+def import_csv_file(code: str, kind: str) -> Any:
     principal = require_principal()
     content, filename = uploaded(kind)
     return services.import_csv(
@@ -79,7 +79,7 @@ def import_file(code: str, kind: str) -> Any:
     response=list[ImportBatchRead],
     errors=(401, 403, 404),
 )
-def history(code: str) -> Any:
+def import_history(code: str) -> Any:
     return services.list_batches(code, session=db.session, by=require_principal())
 
 
@@ -90,7 +90,7 @@ def history(code: str) -> Any:
     tag="imports",
     errors=(401, 403, 404, 422),
 )
-def template(code: str, kind: str) -> Any:
+def import_template(code: str, kind: str) -> Any:
     trial = trial_by_code(code, session=db.session)
     authorize(require_principal(), Permission.VIEW_TRIAL, session=db.session, trial_id=trial.id)
     return Response(
