@@ -512,7 +512,6 @@ def _assessment_rows(
                 errors.add(number, "instrument", "required", "an instrument is required")
     dates = _dates(cells["assessed_on"], numbers, "assessed_on", errors)
     items = _item_columns(cells, instruments, numbers, errors)
-    report(count // 2)
 
     a = Assessment.__table__  # type: ignore[attr-defined]
     query = core_select(a.c.participant_id, a.c.visit_code, a.c.instrument).where(a.c.trial_id == trial_id)
@@ -532,6 +531,8 @@ def _assessment_rows(
     for i, (number, person, instrument, assessed_on) in enumerate(
         zip(numbers, persons, instruments, dates, strict=True)
     ):
+        if i % CHUNK_ROWS == 0:
+            report(i)
         if person is None or assessed_on is None or instrument not in RULES or person.randomized_on is None:
             continue  # refused already
         try:
@@ -688,7 +689,6 @@ def _engagement_rows(
     for name in COUNT_COLUMNS:
         value_of = {cell: _integer(cell) for cell in set(cells[name])}
         counts[name] = [value_of[cell] for cell in cells[name]]
-    report(count // 2)
     e = EngagementDay.__table__  # type: ignore[attr-defined]
     query = core_select(e.c.participant_id, e.c.day).where(e.c.trial_id == trial_id)
     only = _only_named(e.c.participant_id, people)
@@ -697,6 +697,8 @@ def _engagement_rows(
     existing = {(label_of.get(pid), day) for pid, day in stored}
     first_row: dict[tuple[str, date], int] = {}
     for i, (number, person, day) in enumerate(zip(numbers, persons, days, strict=True)):
+        if i % CHUNK_ROWS == 0:
+            report(i)
         values = [counts[name][i] for name in COUNT_COLUMNS]
         usable = True
         for name, value in zip(COUNT_COLUMNS, values, strict=True):
