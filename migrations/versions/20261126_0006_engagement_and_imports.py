@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("row_count", sa.Integer(), nullable=False),
         sa.Column("rows_sha256", sa.String(length=64), nullable=False),
-        sa.Column("site_codes", sa.String(length=200), nullable=False),
+        sa.Column("site_codes", sa.Text(), nullable=False),
         sa.Column("imported_by", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),

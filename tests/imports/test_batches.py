@@ -250,3 +250,33 @@ def test_an_engagement_batch_names_its_rows(
     entries = summary_entries(session, summary["id"])
     assert set(entries) == {"engagement_day"}
     chain_verifies(session)
+
+
+def test_a_file_stored_meanwhile_by_another_request_is_a_conflict_not_an_error(
+    client: Any, session: Session, h: Any, make_participant: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uploads of one file at once: both pass the re-upload check, the database's unique
+    constraints stop the second, which is answered 409 with nothing of it stored."""
+    label = make_participant()
+    content = csv_bytes(ASSESSMENT_HEADER, [assessment_row(label, day(14), *CLEAN)])
+    ok(post_csv(client, "assessments", content, h["lds"]), 201)
+    before = stored(session)
+    monkeypatch.setattr(services, "_earlier", lambda *args, **kwargs: None)
+    monkeypatch.setattr(services._People, "__init__", _people_without_rows(services._People.__init__))
+    found = problem(post_csv(client, "assessments", content, h["lds"]), 409)
+    assert "another request" in found["detail"]
+    assert stored(session) == before
+    # Another file (a blank line more) with the same row: its batch is new, its row is not.
+    found = problem(post_csv(client, "assessments", content + b"\r\n", h["lds"]), 409)
+    assert "another request" in found["detail"]
+    assert stored(session) == before
+
+
+def _people_without_rows(original: Any) -> Any:
+    """The participants as before, but blind to stored assessments: the duplicate check passes."""
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.ids = lambda: [uuid.uuid4() for _ in range(2)]  # the stored rows are not found
+
+    return init

@@ -9,7 +9,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, LargeBinary, String, UniqueConstraint, Uuid, event
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    event,
+)
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
@@ -43,7 +53,7 @@ class ImportBatch(Audited, SQLModel, table=True):
     rows_sha256: str = Field(sa_type=String(64))
     # The sites whose participants the file names, comma-separated: site staff see the batches
     # of their sites only.
-    site_codes: str = Field(sa_type=String(200))
+    site_codes: str = Field(sa_type=Text)
     imported_by: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

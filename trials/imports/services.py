@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import String, type_coerce
 from sqlalchemy import select as core_select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -858,21 +859,30 @@ def import_csv(
             )
         if errors:
             raise errors.refuse()
-        return _write(
-            trial,
-            kind,
-            name,
-            content,
-            sha256,
-            prepared,
-            model,
-            batch_id,
-            document,
-            people,
-            session,
-            by,
-            progress,
-        )
+        try:
+            with session.begin_nested():
+                return _write(
+                    trial,
+                    kind,
+                    name,
+                    content,
+                    sha256,
+                    prepared,
+                    model,
+                    batch_id,
+                    document,
+                    people,
+                    session,
+                    by,
+                    progress,
+                )
+        except IntegrityError:
+            # Another request stored the same file, or a row for the same participant, visit
+            # and instrument (or day), between this file's checks and its writing.
+            raise Conflict(
+                "the file could not be stored: the same file or some of its rows were stored by "
+                "another request meanwhile; look at the import history, then upload it again"
+            ) from None
 
 
 def _write(

@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import Connection, Engine, event, func, insert, inspect, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session, SQLModel, col
@@ -632,10 +633,14 @@ def _execute_many(connection: Connection, table: Any, columns: Mapping[str, Sequ
 def _copy_rows(connection: Connection, table: Any, columns: Mapping[str, Sequence[Any]]) -> None:
     """COPY rows into a PostgreSQL table on the connection's transaction (psycopg 3)."""
     names = ", ".join(f'"{c}"' for c in columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     dbapi = cast(Any, connection.connection.dbapi_connection)
-    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in zip(*columns.values(), strict=True):
-            copy.write_row(row)
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in zip(*columns.values(), strict=True):
+                copy.write_row(row)
+    except connection.dialect.loaded_dbapi.IntegrityError as exc:  # as SQLAlchemy reports it
+        raise IntegrityError(statement, None, exc) from exc
 
 
 # -- reading and verifying ------------------------------------------------------------------
