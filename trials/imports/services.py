@@ -17,10 +17,11 @@ import gc
 import hashlib
 import heapq
 import io
+import operator
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -284,7 +285,11 @@ class _Person(NamedTuple):
 
 
 def _stored_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+    if isinstance(value, uuid.UUID):
+        return value
+    text = str(value)
+    # SQLite keeps a UUID as its 32 hexadecimal digits: read them as the number they are.
+    return uuid.UUID(int=int(text, 16)) if len(text) == 32 else uuid.UUID(text)
 
 
 def _stored_date(value: Any) -> date | None:
@@ -315,30 +320,37 @@ class _People:
         visible = visible_site_ids(by, trial.id)
         # The stored site value: its id, whether its participants are visible, and enterable.
         sites: dict[Any, tuple[uuid.UUID, bool, bool]] = {}
+        days: dict[Any, date | None] = {None: None}  # stored dates, and days of stored times
         self.by_label: dict[str, _Person] = {}
-        for label, pid, site, consent_date, randomized_at in session.connection().execute(query):
+        for label, pid, site, consent_date, randomized_at in session.connection().execute(query).all():
             known = sites.get(site)
             if known is None:
                 site_id = _stored_uuid(site)
                 grant = by.grant_for(Permission.ENTER_DATA, trial_id=trial.id, site_id=site_id)
                 known = sites[site] = (site_id, visible is None or site_id in visible, grant is not None)
             site_id, is_visible, may_enter = known
-            if is_visible:
-                self.by_label[label] = _Person(
-                    _stored_uuid(pid),
-                    label,
-                    site_id,
-                    _stored_date(consent_date),
-                    _stored_date(randomized_at),
-                    may_enter,
-                )
+            if not is_visible:
+                continue
+            if isinstance(randomized_at, str):
+                randomized_at = randomized_at[:10]  # the UTC day of a time SQLite keeps as text
+            consent = (
+                days[consent_date]
+                if consent_date in days
+                else days.setdefault(consent_date, _stored_date(consent_date))
+            )
+            randomized = (
+                days[randomized_at]
+                if randomized_at in days
+                else days.setdefault(randomized_at, _stored_date(randomized_at))
+            )
+            self.by_label[label] = _Person(_stored_uuid(pid), label, site_id, consent, randomized, may_enter)
         self.code = trial.code
 
     def resolve(
         self, numbers: list[int], labels: tuple[str, ...], what: str, errors: _Errors
     ) -> list[_Person | None]:
         """The randomized participant each row names (None where not, after recording why)."""
-        persons = [self.by_label.get(label) for label in labels]
+        persons = list(map(self.by_label.get, labels))
         for number, label, person in zip(numbers, labels, persons, strict=True):
             if person is not None and person.randomized_on is not None and person.may_enter:
                 continue
@@ -377,6 +389,19 @@ def _only_named(column: Any, people: _People) -> Any:
     return column.in_(ids) if len(ids) <= _FEW else None
 
 
+def _by_label(stored: Sequence[Any], people: _People) -> set[tuple[Any, ...]]:
+    """Stored keys (participant id first) with the participant's label instead of the id."""
+    if not stored:
+        return set()
+    label_of = {p.id: p.label for p in people.by_label.values()}
+    return {(label_of.get(row[0]), *row[1:]) for row in stored}
+
+
+def _sites(persons: Sequence[_Person | None]) -> set[uuid.UUID]:
+    """The sites of the participants (one id object per site: counted by identity)."""
+    return set({id(p.site_id): p.site_id for p in persons if p is not None}.values())
+
+
 def _dates(cells: tuple[str, ...], numbers: list[int], column: str, errors: _Errors) -> list[date | None]:
     """Each cell's date (None where refused, after recording why): YYYY-MM-DD, nothing else."""
     parsed: dict[str, date | None] = {}
@@ -395,7 +420,7 @@ def _dates(cells: tuple[str, ...], numbers: list[int], column: str, errors: _Err
                     errors.add(number, column, "date_format", f"{cell!r} is not a date written YYYY-MM-DD")
                 else:
                     errors.add(number, column, "required", "a date is required")
-    return [parsed[cell] for cell in cells]
+    return list(map(parsed.__getitem__, cells))
 
 
 def _integer(cell: str) -> int | str:
@@ -403,20 +428,15 @@ def _integer(cell: str) -> int | str:
     return int(cell) if _INTEGER.fullmatch(cell) else cell
 
 
-class _Ids:
-    """Random (version 4) UUIDs drawn from the operating system's source a thousand at a time."""
-
-    def __init__(self) -> None:
-        self._pool: list[uuid.UUID] = []
-
-    def __call__(self) -> uuid.UUID:
-        if not self._pool:
-            data = os.urandom(16 * 1000)
-            self._pool = [uuid.UUID(bytes=data[i : i + 16], version=4) for i in range(0, len(data), 16)]
-        return self._pool.pop()
-
-    def many(self, n: int) -> list[uuid.UUID]:
-        return [self() for _ in range(n)]
+def _ids(n: int) -> list[uuid.UUID]:
+    """`n` random (version 4) UUIDs, in ascending order: a batch's rows extend the primary key's
+    index at its end instead of splitting pages all over it, and its digest's sort by id has
+    nothing to do."""
+    data = os.urandom(16 * n)
+    return [
+        uuid.UUID(bytes=chunk, version=4)
+        for chunk in sorted(data[i : i + 16] for i in range(0, len(data), 16))
+    ]
 
 
 def _reporter(total: int, progress: Progress | None) -> Callable[[int], None]:
@@ -477,7 +497,7 @@ def _item_columns(
                 problem = refused.get((instrument, cell))
                 if problem is not None:
                     errors.add(number, name, *problem)
-        out.append([value_of.get(cell) for cell in column])
+        out.append(list(map(value_of.get, column)))
     return out
 
 
@@ -517,14 +537,14 @@ def _assessment_rows(
     a = Assessment.__table__  # type: ignore[attr-defined]
     query = core_select(a.c.participant_id, a.c.visit_code, a.c.instrument).where(a.c.trial_id == trial_id)
     only = _only_named(a.c.participant_id, people)
-    label_of = {p.id: p.label for p in people.by_label.values()}
-    stored = session.connection().execute(query if only is None else query.where(only))
-    existing = {(label_of.get(pid), visit_code, instrument) for pid, visit_code, instrument in stored}
+    existing = _by_label(
+        session.connection().execute(query if only is None else query.where(only)).all(), people
+    )
     visits: list[Visit] = list(document.visits)
     target_day = {v.code: v.day for v in visits}
     assigned: dict[int, VisitAssignment] = {}
     first_row: dict[tuple[str, str, str], int] = {}  # keyed by label: text hashes are cached
-    ids = _Ids().many(count)
+    ids = _ids(count)
     now = utcnow()
     visit_codes: list[str] = []
     in_window: list[bool] = []
@@ -590,7 +610,7 @@ def _assessment_rows(
     columns: dict[str, list[Any]] = {
         "id": ids,
         "trial_id": [trial_id] * count,
-        "participant_id": [p.id for p in participants],
+        "participant_id": list(map(operator.attrgetter("id"), participants)),
         "instrument": list(instruments),
         "assessed_on": dates,
         "visit_code": visit_codes,
@@ -602,7 +622,7 @@ def _assessment_rows(
         "import_batch_id": [batch_id] * count,
     }
     signals = _signals(columns, participants, items, document, session=session)
-    return _Prepared(count, columns, {p.site_id for p in set(participants)}, queries, signals)
+    return _Prepared(count, columns, _sites(participants), queries, signals)
 
 
 def _signals(
@@ -693,9 +713,9 @@ def _engagement_rows(
     e = EngagementDay.__table__  # type: ignore[attr-defined]
     query = core_select(e.c.participant_id, e.c.day).where(e.c.trial_id == trial_id)
     only = _only_named(e.c.participant_id, people)
-    label_of = {p.id: p.label for p in people.by_label.values()}
-    stored = session.connection().execute(query if only is None else query.where(only))
-    existing = {(label_of.get(pid), day) for pid, day in stored}
+    existing = _by_label(
+        session.connection().execute(query if only is None else query.where(only)).all(), people
+    )
     first_row: dict[tuple[str, date], int] = {}
     for i, (number, person, day) in enumerate(zip(numbers, persons, days, strict=True)):
         if i % CHUNK_ROWS == 0:
@@ -743,7 +763,7 @@ def _engagement_rows(
         return _Prepared()
     now = utcnow()
     columns: dict[str, list[Any]] = {
-        "id": _Ids().many(count),
+        "id": _ids(count),
         "trial_id": [trial_id] * count,
         "participant_id": [cast(_Person, p).id for p in persons],
         "day": days,
@@ -752,7 +772,7 @@ def _engagement_rows(
         "import_batch_id": [batch_id] * count,
         "created_at": [now] * count,
     }
-    return _Prepared(count, columns, {cast(_Person, p).site_id for p in set(persons)})
+    return _Prepared(count, columns, _sites(persons))
 
 
 # -- the import ----------------------------------------------------------------------------------
@@ -860,22 +880,21 @@ def import_csv(
         if errors:
             raise errors.refuse()
         try:
-            with session.begin_nested():
-                return _write(
-                    trial,
-                    kind,
-                    name,
-                    content,
-                    sha256,
-                    prepared,
-                    model,
-                    batch_id,
-                    document,
-                    people,
-                    session,
-                    by,
-                    progress,
-                )
+            return _write(
+                trial,
+                kind,
+                name,
+                content,
+                sha256,
+                prepared,
+                model,
+                batch_id,
+                document,
+                people,
+                session,
+                by,
+                progress,
+            )
         except IntegrityError:
             # Another request stored the same file, or a row for the same participant, visit
             # and instrument (or day), between this file's checks and its writing.

@@ -446,7 +446,7 @@ class RowsSummary:
 Rows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 _AS_TEXT: dict[type, Callable[[Any], str]] = {
-    uuid.UUID: str,
+    uuid.UUID: operator.attrgetter("hex"),
     date: date.isoformat,
     datetime: datetime.isoformat,
     Decimal: str,
@@ -469,18 +469,27 @@ def _by_column(model: type[SQLModel], rows: Rows) -> tuple[dict[str, Sequence[An
     return {name: [row[name] for row in rows] for name in names}, len(rows)
 
 
+def _canonical(value: Any) -> Any:
+    """A value of a rows digest as JSON: UUIDs as their 32 hexadecimal digits, dates and times in
+    ISO format, bytes in hexadecimal."""
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    convert = _AS_TEXT.get(type(value))
+    return convert(value) if convert is not None else _plain(value)
+
+
 def _canonical_column(values: Sequence[Any]) -> Sequence[Any]:
-    """A column's values as JSON-native values (UUIDs, dates and times as text, as `_plain`
-    renders them), converted column by column."""
+    """`_canonical` of each of a column's values, converted column by column."""
     sample = next((v for v in values if v is not None), None)
-    if sample is None or isinstance(sample, str | int | float):  # bool is an int
+    if sample is None or isinstance(sample, str | int | float):
         return values
     if all(v is sample for v in values):  # one value for the whole batch: the trial, a time
-        return [_plain(sample)] * len(values)
+        return [_canonical(sample)] * len(values)
     convert = _AS_TEXT.get(type(sample))
-    if convert is None or any(v is not None and type(v) is not type(sample) for v in values):
-        return [None if v is None else _plain(v) for v in values]
-    return [None if v is None else convert(v) for v in values]
+    kind = type(sample)
+    if convert is None or any(type(v) is not kind for v in values):  # of mixed types, or missing
+        return [_canonical(v) for v in values]
+    return list(map(convert, values))
 
 
 def digest_columns(model: type[SQLModel]) -> tuple[str, ...]:
@@ -502,9 +511,9 @@ def rows_digest(model: type[SQLModel], rows: Rows) -> RowsSummary:
     "constants": {column: value}, "columns": [...], "rows": [[...], ...]}``. Of the audited
     columns, sorted by name, those holding one value in every row are in `constants` (never
     `id`); `rows` holds each row's values of the other `columns` in that order, rows sorted by
-    their `id`. Values are written as the trail writes them (UUIDs, dates and times as ISO
-    text). The same rows read back from the database give the same digest, whatever order they
-    were inserted or are read in.
+    their `id`. UUIDs are written as their 32 hexadecimal digits, dates and times in ISO format.
+    The same rows read back from the database give the same digest, whatever order they were
+    inserted or are read in.
     """
     table = model.__table__  # type: ignore[attr-defined]
     columns, count = _by_column(model, rows)
@@ -513,7 +522,7 @@ def rows_digest(model: type[SQLModel], rows: Rows) -> RowsSummary:
     for name in digest_columns(model):
         values = columns[name]
         if name != "id" and count and _constant(values):
-            constants[name] = _canonical_column(values[:1])[0]
+            constants[name] = _canonical(values[0])
         else:
             varying.append(name)
     values = [_canonical_column(columns[name]) for name in varying]
@@ -620,8 +629,11 @@ def _execute_many(connection: Connection, table: Any, columns: Mapping[str, Sequ
         first = values[0]
         if all(v is first for v in values):  # one value for the whole chunk
             converted.append([process(first)] * len(values))
+        elif isinstance(first, date | bool | Decimal):  # few distinct values: each converted once
+            done: dict[Any, Any] = {}
+            converted.append([done[v] if v in done else done.setdefault(v, process(v)) for v in values])
         else:
-            converted.append([process(v) for v in values])
+            converted.append(list(map(process, values)))
     quote = dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
