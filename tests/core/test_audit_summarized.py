@@ -51,8 +51,7 @@ def test_one_entry_records_the_rows_and_their_digest(session: Session) -> None:
     assert json.loads(entry.new_value or "") == {
         "rows": 120,
         "rows_sha256": summary.rows_sha256,
-        "batch_table": "import_batch",
-        "batch_id": str(batch),
+        "import_batch_id": str(batch),
     }
     stored = [dict(r) for r in session.connection().execute(select(Site.__table__)).mappings()]  # type: ignore[attr-defined]
     assert len(stored) == 120

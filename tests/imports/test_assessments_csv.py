@@ -81,6 +81,11 @@ def test_a_missing_item_9_is_stored_as_missing_and_raises_its_safety_event(
         select(SafetyEvent).where(col(SafetyEvent.assessment_id) == stored_row.id)
     ).all()
     assert (event.kind, event.item9, event.status) == ("item9_missing", None, "open")
+    notified = session.scalars(
+        select(Notification).where(col(Notification.safety_event_id) == event.id)
+    ).all()
+    assert len(notified) == 2  # the site's two clinicians
+    assert "not answered" in notified[0].body
 
 
 def test_a_positive_item_9_raises_an_event_and_notifies_the_sites_clinicians_in_the_same_import(

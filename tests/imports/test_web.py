@@ -50,6 +50,7 @@ def test_a_coordinator_imports_a_file_and_sees_it_in_the_history(
 ) -> None:
     label = make_participant()
     sign_in(client, "cora")
+    assert f'href="{PAGE}"' in client.get("/").get_data(as_text=True)
     response = upload(client, csv_bytes(ASSESSMENT_HEADER, [assessment_row(label, day(14), *CLEAN)]))
     assert response.status_code == 302, response.get_data(as_text=True)
     page = client.get(PAGE).get_data(as_text=True)
@@ -101,6 +102,7 @@ def test_the_form_needs_a_file_and_its_csrf_token(client: Any, session: Session,
 
 def test_the_page_is_for_those_who_enter_data(client: Any, session: Session, people: Any) -> None:
     sign_in(client, "sam")
+    assert PAGE not in client.get("/").get_data(as_text=True)
     assert client.get(PAGE).status_code == 403
     template = client.get(f"{PAGE}/templates/assessments.csv")
     assert template.status_code == 200

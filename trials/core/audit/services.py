@@ -553,8 +553,9 @@ def bulk_insert_summarized(
     For bulk paths whose every row belongs to a batch record that is itself audited field by
     field (an import batch, which keeps the file's bytes and their SHA-256): the entry records
     action ``insert``, the rows' table, the batch's id as `record_id`, field ``*`` and, as its
-    new value, ``{"rows": n, "rows_sha256": ..., "batch_table": ..., "batch_id": ...}``. The
-    digest (`rows_digest`) makes every inserted value tamper-evident through the hash chain.
+    new value, ``{"rows": n, "rows_sha256": ..., "<batch_table>_id": ...}`` (for an import
+    batch, ``import_batch_id``). The digest (`rows_digest`) makes every inserted value
+    tamper-evident through the hash chain.
 
     `rows` give every column of the table, as row mappings or column by column. `summary`,
     when given, must be `rows_digest(model, rows)` (computed once by a caller that also records
@@ -588,12 +589,7 @@ def bulk_insert_summarized(
         SUMMARY_FIELD,
         None,
         encode_value(
-            {
-                "rows": summary.rows,
-                "rows_sha256": summary.rows_sha256,
-                "batch_table": batch_table,
-                "batch_id": str(batch_id),
-            }
+            {"rows": summary.rows, "rows_sha256": summary.rows_sha256, f"{batch_table}_id": str(batch_id)}
         ),
         trial_id,
     )
