@@ -19,6 +19,7 @@ from trials.dblock.cli import db_lock, db_unlock
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
 from trials.safety.cli import outbox, safety
+from trials.simulate.cli import simulate
 
 
 def _create_app() -> Any:
@@ -53,6 +54,7 @@ main.add_command(db_lock)
 main.add_command(db_unlock)
 main.add_command(safety)
 main.add_command(outbox)
+main.add_command(simulate)
 
 
 @main.group("db")
@@ -140,6 +142,15 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
         if p["signature"]:
             lines.append(f"  signed: {p['signature']}")
         lines.append(f"Live: allocation list sha256 {p['allocation']['list_sha256']}")
+        sim = data["simulation"]
+        if sim["simulated"]:
+            lines.append(
+                f"Simulated: {sim['screened']} screened, {sim['randomized']} randomized {sim['arms']}, "
+                f"{sim['assessments']} assessments, {sim['safety_events']} safety events, "
+                f"dates {sim['first_date']} to {sim['last_date']} (seed {sim['seed']})"
+            )
+        else:
+            lines.append(f"Already simulated: {sim['participants_on_record']} participants on record")
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
 
