@@ -88,7 +88,10 @@ def test_the_simulated_trial_has_what_the_analyses_need(
     assert all(json.loads(p[6]) for p in failed)  # each with its reasons
     assert set(report.arms) == {"CBT", "ATTN", "WAIT"}
     assert report.dispositions.get("completed", 0) > 0
-    assert report.dispositions.get("withdrawal", 0) + report.dispositions.get("lost_to_follow_up", 0) > 0
+    assert (
+        report.dispositions.get("withdrawal_by_subject", 0) + report.dispositions.get("lost_to_follow_up", 0)
+        > 0
+    )
     assert report.safety_events > 0
     assert report.adverse_events > 0
     assert report.app_use_days > 0

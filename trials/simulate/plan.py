@@ -223,7 +223,7 @@ def _app_use(
     p0 = float(rng.beta(8, 2))
     decay = float(rng.gamma(2.0, 30.0))
     stop_after = int(rng.exponential(70 if arm_kind == "digital" else 50))
-    modules_left = 8 if arm_kind == "digital" else 0
+    modules_left = 8  # CBT modules, or (attention control) weekly diary reviews
     use: list[PlannedUse] = []
     for d in range(TREATMENT_DAYS):
         day = randomized + timedelta(days=d)
@@ -270,7 +270,7 @@ def course(document: Any, candidate: Candidate, arm_code: str, seed: int) -> Cou
                 left = last_date + timedelta(days=int(rng.integers(1, gap + 1)))
                 if rng.random() < 0.4:
                     disposition = PlannedEvent(
-                        "withdrawal", left, "Withdrew consent: no longer wishes to take part"
+                        "withdrawal_by_subject", left, "Withdrew consent: no longer wishes to take part"
                     )
                 else:
                     disposition = PlannedEvent(
@@ -302,19 +302,21 @@ def course(document: Any, candidate: Candidate, arm_code: str, seed: int) -> Cou
         if stopped is not None and stopped < end:
             intercurrent.append(
                 PlannedEvent(
-                    "stopped_app", stopped, f"No app activity for {STOP_APP_GAP} days after this day"
+                    "stopped_app_use", stopped, f"No app activity for {STOP_APP_GAP} days after this day"
                 )
             )
     follow_up_days = max(1, (end - randomized).days)
     if rng.random() < (0.15 if waitlist else 0.07):
         on = randomized + timedelta(days=int(rng.integers(1, follow_up_days + 1)))
         intercurrent.append(
-            PlannedEvent("started_treatment", on, "Antidepressant (sertraline) started by the GP")
+            PlannedEvent("started_other_treatment", on, "Antidepressant (sertraline) started by the GP")
         )
     high_item9 = any(a.instrument == "PHQ-9" and (a.items.get("9") or 0) >= 2 for a in assessments)
     if high_item9 and rng.random() < 0.3:
         on = randomized + timedelta(days=int(rng.integers(1, follow_up_days + 1)))
-        intercurrent.append(PlannedEvent("crisis", on, "Crisis team referral; treatment changed"))
+        intercurrent.append(
+            PlannedEvent("crisis_treatment_change", on, "Crisis team referral; treatment changed")
+        )
 
     adverse: list[PlannedAdverseEvent] = []
     for _ in range(int(rng.poisson(0.12 if waitlist else 0.2))):
