@@ -99,13 +99,13 @@ def _instrument(code: str | None) -> Instrument:
     return INSTRUMENTS[code]
 
 
-def _split(errors: list[FieldError]) -> tuple[dict[str, list[str]], list[FieldError]]:
+def _split(errors: list[FieldError]) -> tuple[dict[str, list[FieldError]], list[FieldError]]:
     """Errors by field (`items.9`, `assessed_on`, `reason`), and those of the form as a whole."""
-    by_field: dict[str, list[str]] = {}
+    by_field: dict[str, list[FieldError]] = {}
     general = []
     for error in errors:
         if error.field.startswith("items.") or error.field in ("assessed_on", "reason"):
-            by_field.setdefault(error.field, []).append(error.message)
+            by_field.setdefault(error.field, []).append(error)
         else:
             general.append(error)
     return by_field, general

@@ -20,7 +20,7 @@ from trials.core.accounts.forms import EmptyForm
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.db import db
-from trials.core.errors import Conflict, InvalidInput
+from trials.core.errors import Conflict, FieldError, InvalidInput
 from trials.epro import services
 from trials.epro.services import LinkNotValid
 from trials.participants.models import Participant
@@ -74,7 +74,7 @@ def questionnaire(token: str) -> Any:
     instrument = INSTRUMENTS[link.instrument]
     form = EmptyForm()
     posted: dict[str, Any] = {}
-    field_errors: dict[str, list[str]] = {}
+    field_errors: dict[str, list[FieldError]] = {}
     status = 200
     if request.method == "POST" and form.validate_on_submit():
         posted = items_from_form(request.form, instrument.code)
@@ -84,7 +84,7 @@ def questionnaire(token: str) -> Any:
             return _not_valid()
         except InvalidInput as exc:
             for error in exc.errors:
-                field_errors.setdefault(error.field, []).append(error.message)
+                field_errors.setdefault(error.field, []).append(error)
             status = exc.status
         except Conflict:
             return _unavailable()
