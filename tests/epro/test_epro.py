@@ -453,3 +453,25 @@ def test_links_are_for_the_sites_staff_and_randomized_participants_only(
     problem(client.post(f"{BASE}/participants/{done}/epro-links", json=body), 401)
     assert before is None
     assert session.scalar(select(EproLink.id).limit(1)) is None
+
+
+def test_another_sites_staff_can_neither_issue_nor_revoke_a_link_on_the_web(
+    session: Session, app: Any, staff: Any, make_participant: Any
+) -> None:
+    label = make_participant("LDS", randomized_days_ago=DAYS_AGO)
+    token = issue_on_the_web(staff, label)
+    link = link_of(session, token)
+    manny = app.test_client()
+    assert sign_in(manny, "manny").status_code == 302
+    form_token = csrf_token(manny.get("/account").get_data(as_text=True))
+    before = counts(session)
+    issued = manny.post(
+        f"/trials/{CODE}/participants/{label}/epro-links",
+        data={"csrf_token": form_token, "visit_code": "W06", "instrument": "GAD-7"},
+    )
+    assert issued.status_code == 404
+    revoked = manny.post(f"/trials/{CODE}/epro-links/{link.id}/revoke", data={"csrf_token": form_token})
+    assert revoked.status_code == 404
+    assert counts(session) == before
+    assert link_of(session, token).revoked_at is None
+    assert session.scalars(select(EproLink)).all() == [link]

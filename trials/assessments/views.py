@@ -121,7 +121,7 @@ def _flash_outcome(label: str, assessment: Assessment, events: list[SafetyEvent]
         "success",
     )
     for event in events:
-        flash(f"Safety event raised ({KIND_TEXT[Kind(event.kind)]}); {SAFETY_ALERT}.", "danger")
+        flash(f"Safety event raised: {KIND_TEXT[Kind(event.kind)]}; {SAFETY_ALERT}.", "danger")
 
 
 def _form_page(
