@@ -159,6 +159,26 @@ def submit(
     authorize(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
     )
+    return enter(participant, data, session=session, entered_by=by.username, today=today)
+
+
+def enter(
+    participant: Participant,
+    data: AssessmentCreate,
+    *,
+    session: Session,
+    entered_by: str,
+    today: date,
+    source: str = "site",
+    visit_code: str | None = None,
+) -> tuple[Assessment, list[SafetyEvent]]:
+    """Store an assessment of a participant whose entry the caller has authorized: site staff
+    through `submit`, the participant through their self-report link (`source="participant"`).
+
+    The visit is the one whose window holds the date, or `visit_code` when the assessment
+    was asked for a given visit (a self-report link); out of that visit's window, it gets a
+    data query either way."""
+    label = participant.label
     slot = slot_of(participant, session=session)
     if slot is None or slot.randomized_at is None:
         raise Conflict(f"{label} is not randomized: assessments are entered after randomization")
@@ -166,7 +186,11 @@ def submit(
     _check_date(data.assessed_on, participant, today)
     _version, document = locked_protocol(_trial_of(participant, session=session), session=session)
     day = (data.assessed_on - slot.randomized_at.date()).days
-    visit = assign_visit(day, list(document.visits))
+    if visit_code is None:
+        visit = assign_visit(day, list(document.visits))
+    else:
+        first, last = document.visit(visit_code).window
+        visit = VisitAssignment(visit_code, first <= day <= last, day)
     # Submissions for one participant queue on the participant's row (PostgreSQL; SQLite's
     # immediate transactions already do): two at once cannot both pass the duplicate check.
     session.exec(select(Participant.id).where(Participant.id == participant.id).with_for_update()).one()
@@ -189,13 +213,18 @@ def submit(
         assessed_on=data.assessed_on,
         visit_code=visit.visit_code,
         in_window=visit.in_window,
-        source="site",
-        entered_by=by.username,
+        source=source,
+        entered_by=entered_by,
     )
     _set_items(assessment, values)
     session.add(assessment)
     session.flush()  # the data query refers to it
     if not visit.in_window:
+        where = (
+            "outside every visit window; assigned to the nearest visit"
+            if visit_code is None
+            else "outside the window of the visit it was asked for,"
+        )
         session.add(
             DataQuery(
                 trial_id=participant.trial_id,
@@ -204,7 +233,7 @@ def submit(
                 rule="out_of_window",
                 message=(
                     f"{data.instrument} of {data.assessed_on.isoformat()} is on day {day} from "
-                    f"randomization, outside every visit window; assigned to the nearest visit "
+                    f"randomization, {where} "
                     f"{visit.visit_code} (day {document.visit(visit.visit_code).day})"
                 ),
             )

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     VIEW_ALLOCATION = "view_allocation"  # randomization list and arms (unblinded only)
     LOCK_DATABASE = "lock_database"  # lock and unlock a trial's database (the sponsor's decision)
     EMERGENCY_UNBLIND = "emergency_unblind"  # reveal one participant's arm in a clinical emergency
+    VIEW_IDENTIFIERS = "view_identifiers"  # a participant's name and contact details (at their site)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -30,9 +31,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
     Role.STATISTICIAN_UNBLINDED: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}),
-    Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA}),
+    Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA, Permission.VIEW_IDENTIFIERS}),
     Role.CLINICIAN: frozenset(
-        {Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY, Permission.EMERGENCY_UNBLIND}
+        {
+            Permission.VIEW_TRIAL,
+            Permission.FOLLOW_UP_SAFETY,
+            Permission.EMERGENCY_UNBLIND,
+            Permission.VIEW_IDENTIFIERS,
+        }
     ),
     Role.MONITOR: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_AUDIT}),
 }
@@ -43,6 +49,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.EMERGENCY_UNBLIND: (
         "only a clinician of the participant's site may unblind them in an emergency"
     ),
+    Permission.VIEW_IDENTIFIERS: "a participant's identifiers are visible only to the staff of their site",
 }
 
 # What a read-only API token may still do.
@@ -52,6 +59,7 @@ READ_PERMISSIONS = frozenset(
         Permission.VIEW_AUDIT,
         Permission.VIEW_TRIAL,
         Permission.VIEW_ALLOCATION,
+        Permission.VIEW_IDENTIFIERS,
     }
 )
 
