@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
     from trials.dblock import api as dblock_api
+    from trials.events import api as events_api
     from trials.participants import api as participants_api
     from trials.randomization import api as randomization_api
     from trials.safety import api as safety_api
@@ -58,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         assessments_api.bp,
         safety_api.bp,
         dblock_api.bp,
+        events_api.bp,
     ):
         app.register_blueprint(blueprint)
     return app
