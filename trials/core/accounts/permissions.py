@@ -40,7 +40,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 # Why a refusal happened, where the permission's name alone would not say who may.
 REFUSALS: dict[Permission, str] = {
     Permission.LOCK_DATABASE: "only the trial's sponsor may lock or unlock its database",
-    Permission.EMERGENCY_UNBLIND: "only a clinician of the participant's site may unblind them in an emergency",
+    Permission.EMERGENCY_UNBLIND: (
+        "only a clinician of the participant's site may unblind them in an emergency"
+    ),
 }
 
 # What a read-only API token may still do.
