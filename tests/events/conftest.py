@@ -8,10 +8,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from tests.assessments.conftest import CODE, h, make_participant
-from tests.conftest import set_up_example_trial
+from tests.assessments.conftest import CODE, CONSENTED, TODAY, h, make_participant
+from tests.conftest import create_user_with_grants, set_up_example_trial
+from trials.core.accounts import services as accounts
+from trials.core.accounts.models import SiteCreate
 from trials.core.accounts.permissions import Principal
+from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
+from trials.core.db import make_engine
 from trials.events.models import AdverseEvent, DispositionEvent, EmergencyUnblinding
 from trials.randomization.models import AllocationSlot
 from trials.safety.models import Notification, OutboxMessage
@@ -74,3 +78,41 @@ def arm_of(session: Session, label: str) -> str:
             .where(col(Participant.label) == label)
         ).one()
     )
+
+
+def committed_trial(url: str, staff: dict[str, str]) -> dict[str, Principal]:
+    """On the database at `url`, committed: the example trial live, `staff` (one of them "lds",
+    a coordinator at LDS) and one participant randomized today, LDS-0001."""
+    from trials.participants import services as participants
+    from trials.participants.models import ScreeningCreate
+    from trials.randomization import services as randomization
+
+    engine = make_engine(url)
+    with Session(engine) as session:
+        audit.set_actor(session, audit.Actor.system())
+
+        def make_site(code: str, name: str, country: str) -> Any:
+            return accounts.create_site(
+                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
+            )
+
+        def make_user(username: str, *grants: str) -> Any:
+            return create_user_with_grants(session, username, *grants)
+
+        people = set_up_example_trial(session, make_site, make_user, staff, live_seed=b"\x09" * 32)
+        data = ScreeningCreate.model_validate(
+            {
+                "site_code": "LDS",
+                "screened_on": CONSENTED,
+                "age_years": 30,
+                "screening_phq9": 12,
+                "inclusion_met": True,
+                "exclusion_present": False,
+            }
+        )
+        label = participants.screen(CODE, data, session=session, by=people["lds"], today=TODAY).label
+        participants.enrol(CODE, label, CONSENTED, session=session, by=people["lds"], today=TODAY)
+        randomization.randomize(CODE, label, session=session, by=people["lds"])
+        session.commit()
+    engine.dispose()
+    return people

@@ -4,22 +4,13 @@ anyone but the unblinding clinician."""
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from click.testing import Result
-from sqlmodel import Session
 
-from tests.assessments.conftest import CODE, CONSENTED, TODAY
-from tests.conftest import create_user_with_grants, query_rows, run_cli, set_up_example_trial
-from tests.events.conftest import no_arm_in
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
-from trials.core.audit import services as audit
-from trials.core.db import make_engine
-from trials.participants import services as participants
-from trials.participants.models import ScreeningCreate
-from trials.randomization import services as randomization
+from tests.assessments.conftest import CODE, TODAY
+from tests.conftest import query_rows, run_cli
+from tests.events.conftest import committed_trial, no_arm_in
 
 STAFF = {
     "sponsor": "sam:sponsor:TRIAL",
@@ -57,34 +48,7 @@ def counts(url: str) -> tuple[int, ...]:
 @pytest.fixture
 def url(fresh_database_url: str) -> str:
     """A committed live trial with one randomized participant at LDS, LDS-0001."""
-    engine = make_engine(fresh_database_url)
-    with Session(engine) as session:
-        audit.set_actor(session, audit.Actor.system())
-
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
-
-        people = set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x09" * 32)
-        data = ScreeningCreate.model_validate(
-            {
-                "site_code": "LDS",
-                "screened_on": CONSENTED,
-                "age_years": 30,
-                "screening_phq9": 12,
-                "inclusion_met": True,
-                "exclusion_present": False,
-            }
-        )
-        label = participants.screen(CODE, data, session=session, by=people["lds"], today=TODAY).label
-        participants.enrol(CODE, label, CONSENTED, session=session, by=people["lds"], today=TODAY)
-        randomization.randomize(CODE, label, session=session, by=people["lds"])
-        session.commit()
-    engine.dispose()
+    committed_trial(fresh_database_url, STAFF)
     return fresh_database_url
 
 

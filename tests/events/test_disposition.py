@@ -2,6 +2,7 @@
 per participant (changed or retracted only with a reason), `withdrawal_date` for the paths that
 refuse data after a withdrawal, site scoping, and no way to delete one."""
 
+import threading
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlmodel import Session, col
 
 from tests.assessments.conftest import (
     BASE,
+    CODE,
     CONSENTED,
     TODAY,
     chain_verifies,
@@ -21,11 +23,15 @@ from tests.assessments.conftest import (
     problem,
     rules,
 )
-from tests.events.conftest import stored
+from tests.events.conftest import committed_trial, stored
+from tests.participants.test_services import run_workers
+from trials.core.accounts import services as accounts
+from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
+from trials.core.db import make_engine
 from trials.core.errors import Conflict
 from trials.events import services
-from trials.events.models import DispositionEvent
+from trials.events.models import DispositionCreate, DispositionEvent
 
 RANDOMIZED = TODAY - timedelta(days=40)  # make_participant's default
 
@@ -407,3 +413,48 @@ def test_a_disposition_event_cannot_be_deleted_by_the_orm_nor_by_sql(
         session.connection().execute(text("DELETE FROM disposition_event"))
     assert session.get(DispositionEvent, event_id) is not None
     chain_verifies(session)
+
+
+def test_concurrent_end_of_study_records_leave_exactly_one(
+    fresh_database_url: str, backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Eight requests at once, each an end of study of the same participant: one is recorded,
+    seven are refused as conflicts (never a database error)."""
+    people = committed_trial(
+        fresh_database_url, {"sponsor": "sam:sponsor:TRIAL", "lds": "cora:coordinator:TRIAL:LDS"}
+    )
+    workers = 8
+    engine = make_engine(fresh_database_url, pool_size=workers, max_overflow=0)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    kinds = ("withdrawal_by_subject", "lost_to_follow_up", "completed", "withdrawal_by_investigator")
+
+    def work(k: int) -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            audit.set_actor(session, accounts.actor_for(people["lds"], "api"))
+            data = DispositionCreate.model_validate(
+                {"kind": kinds[k % len(kinds)], "event_date": TODAY, "reason": f"worker {k}"}
+            )
+            try:
+                services.record_disposition(
+                    CODE, "LDS-0001", data, session=session, by=people["lds"], today=TODAY
+                )
+                session.commit()
+                outcome = "recorded"
+            except Conflict:
+                session.rollback()
+                outcome = "conflict"
+        with lock:
+            outcomes.append(outcome)
+
+    try:
+        elapsed = run_workers(workers, work)
+        with capsys.disabled():
+            print(f"\n[{backend}] {workers} concurrent end-of-study records: {elapsed:.2f} s")
+        assert sorted(outcomes) == ["conflict"] * (workers - 1) + ["recorded"]
+        with Session(engine) as session:
+            rows = session.exec(select(DispositionEvent)).all()
+            assert len(rows) == 1
+            assert audit.verify_chain(session.connection()).ok
+    finally:
+        engine.dispose()
