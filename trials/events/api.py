@@ -100,7 +100,7 @@ def record_adverse_event(code: str, label: str, body: AdverseEventCreate) -> Any
 )
 def participant_adverse_events(code: str, label: str) -> Any:
     rows = services.list_adverse_events(code, session=db.session, by=require_principal(), label=label)
-    return [services.adverse_event_read(ae, session=db.session) for ae in rows]
+    return services.adverse_event_reads(rows, session=db.session)
 
 
 @operation(
@@ -121,7 +121,7 @@ def list_adverse_events(code: str) -> Any:
         label=args.participant,
         serious=None if args.serious is None else args.serious == "true",
     )
-    return [services.adverse_event_read(ae, session=db.session) for ae in rows]
+    return services.adverse_event_reads(rows, session=db.session)
 
 
 @operation(
@@ -185,7 +185,7 @@ def record_disposition(code: str, label: str, body: DispositionCreate) -> Any:
 )
 def participant_dispositions(code: str, label: str) -> Any:
     rows = services.list_dispositions(code, session=db.session, by=require_principal(), label=label)
-    return [services.disposition_read(e, session=db.session) for e in rows]
+    return services.disposition_reads(rows, session=db.session)
 
 
 @operation(
@@ -202,7 +202,7 @@ def list_dispositions(code: str) -> Any:
     rows = services.list_dispositions(
         code, session=db.session, by=require_principal(), label=args.participant, kind=args.kind
     )
-    return [services.disposition_read(e, session=db.session) for e in rows]
+    return services.disposition_reads(rows, session=db.session)
 
 
 @operation(
@@ -267,7 +267,7 @@ def emergency_unblinding(code: str, label: str, body: ReasonBody) -> Any:
 )
 def participant_unblindings(code: str, label: str) -> Any:
     rows = services.list_unblindings(code, session=db.session, by=require_principal(), label=label)
-    return [services.unblinding_read(r, session=db.session) for r in rows]
+    return services.unblinding_reads(rows, session=db.session)
 
 
 @operation(
@@ -282,4 +282,4 @@ def participant_unblindings(code: str, label: str) -> Any:
 def list_unblindings(code: str) -> Any:
     args = _filter(UnblindingFilter)
     rows = services.list_unblindings(code, session=db.session, by=require_principal(), label=args.participant)
-    return [services.unblinding_read(r, session=db.session) for r in rows]
+    return services.unblinding_reads(rows, session=db.session)

@@ -223,7 +223,7 @@ def ae_list(code: str, label: str | None, serious: bool | None, as_user: str, as
 
     with acting(as_user) as (session, principal):
         rows = services.list_adverse_events(code, session=session, by=principal, label=label, serious=serious)
-        out = [services.adverse_event_read(r, session=session).model_dump(mode="json") for r in rows]
+        out = [r.model_dump(mode="json") for r in services.adverse_event_reads(rows, session=session)]
     emit(out, as_json, _lines(ae_line, "no adverse events"))
 
 
@@ -334,7 +334,7 @@ def disposition_list(code: str, label: str | None, kind: str | None, as_user: st
 
     with acting(as_user) as (session, principal):
         rows = services.list_dispositions(code, session=session, by=principal, label=label, kind=kind)
-        out = [services.disposition_read(r, session=session).model_dump(mode="json") for r in rows]
+        out = [r.model_dump(mode="json") for r in services.disposition_reads(rows, session=session)]
     emit(out, as_json, _lines(disposition_line, "no disposition events"))
 
 
@@ -379,5 +379,5 @@ def unblindings(code: str, label: str | None, as_user: str, as_json: bool) -> No
 
     with acting(as_user) as (session, principal):
         rows = services.list_unblindings(code, session=session, by=principal, label=label)
-        out = [services.unblinding_read(r, session=session).model_dump(mode="json") for r in rows]
+        out = [r.model_dump(mode="json") for r in services.unblinding_reads(rows, session=session)]
     emit(out, as_json, _lines(unblinding_line, "no emergency unblindings"))

@@ -11,6 +11,7 @@ stored on any error.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -59,6 +60,7 @@ from trials.safety.models import SafetyEvent
 
 CURRENT = "current"
 RETRACTED = "retracted"
+_IN_BATCH = 500
 
 # -- access -----------------------------------------------------------------------------------------
 
@@ -162,6 +164,34 @@ def _changes(data: Any, current: dict[str, Any], required: frozenset[str]) -> di
     if _same(merged, current):
         raise InvalidInput.field("body", "no_change", "body: the change gives no new value for any field")
     return merged
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Participant labels and site codes of a batch of records, read in two queries."""
+
+    labels: dict[uuid.UUID, str]
+    sites: dict[uuid.UUID, str]
+
+    @classmethod
+    def of(cls, records: Sequence[Any], *, session: Session) -> "_Names":
+        if not records:
+            return cls({}, {})
+        participant_ids = list({r.participant_id for r in records})
+        labels: dict[uuid.UUID, str] = {}
+        for start in range(0, len(participant_ids), _IN_BATCH):
+            batch = participant_ids[start : start + _IN_BATCH]
+            labels.update(
+                session.exec(
+                    select(Participant.id, Participant.label).where(col(Participant.id).in_(batch))
+                ).all()
+            )
+        site_ids = list({r.site_id for r in records})
+        sites = dict(session.exec(select(Site.id, Site.code).where(col(Site.id).in_(site_ids))).all())
+        return cls(labels, sites)
+
+    def __call__(self, record: Any) -> tuple[str, str]:
+        return self.labels[record.participant_id], self.sites[record.site_id]
 
 
 # -- notifications ----------------------------------------------------------------------------------
@@ -372,8 +402,16 @@ def list_adverse_events(
     return list(session.exec(query).all())
 
 
+def adverse_event_reads(rows: Sequence[AdverseEvent], *, session: Session) -> list[AdverseEventRead]:
+    names = _Names.of(rows, session=session)
+    return [_adverse_event_read(ae, *names(ae)) for ae in rows]
+
+
 def adverse_event_read(ae: AdverseEvent, *, session: Session) -> AdverseEventRead:
-    label, site_code = _participant_names(ae.participant_id, ae.site_id, session=session)
+    return adverse_event_reads([ae], session=session)[0]
+
+
+def _adverse_event_read(ae: AdverseEvent, label: str, site_code: str) -> AdverseEventRead:
     return AdverseEventRead(
         id=ae.id,
         participant_label=label,
@@ -391,14 +429,6 @@ def adverse_event_read(ae: AdverseEvent, *, session: Session) -> AdverseEventRea
         reported_by=ae.reported_by,
         created_at=ae.created_at,
     )
-
-
-def _participant_names(participant_id: uuid.UUID, site_id: uuid.UUID, *, session: Session) -> tuple[str, str]:
-    participant = session.get(Participant, participant_id)
-    site = session.get(Site, site_id)
-    if participant is None or site is None:  # the foreign keys make this impossible
-        raise LookupError(f"participant {participant_id} or site {site_id} is missing")
-    return participant.label, site.code
 
 
 # -- disposition and intercurrent events --------------------------------------------------------------
@@ -573,8 +603,16 @@ def list_dispositions(
     return list(session.exec(query).all())
 
 
+def disposition_reads(rows: Sequence[DispositionEvent], *, session: Session) -> list[DispositionEventRead]:
+    names = _Names.of(rows, session=session)
+    return [_disposition_read(event, *names(event)) for event in rows]
+
+
 def disposition_read(event: DispositionEvent, *, session: Session) -> DispositionEventRead:
-    label, site_code = _participant_names(event.participant_id, event.site_id, session=session)
+    return disposition_reads([event], session=session)[0]
+
+
+def _disposition_read(event: DispositionEvent, label: str, site_code: str) -> DispositionEventRead:
     return DispositionEventRead(
         id=event.id,
         participant_label=label,
@@ -672,8 +710,18 @@ def list_unblindings(
     return list(session.exec(query.order_by(col(EmergencyUnblinding.unblinded_at))).all())
 
 
+def unblinding_reads(
+    rows: Sequence[EmergencyUnblinding], *, session: Session
+) -> list[EmergencyUnblindingRead]:
+    names = _Names.of(rows, session=session)
+    return [_unblinding_read(record, *names(record)) for record in rows]
+
+
 def unblinding_read(record: EmergencyUnblinding, *, session: Session) -> EmergencyUnblindingRead:
-    label, site_code = _participant_names(record.participant_id, record.site_id, session=session)
+    return unblinding_reads([record], session=session)[0]
+
+
+def _unblinding_read(record: EmergencyUnblinding, label: str, site_code: str) -> EmergencyUnblindingRead:
     return EmergencyUnblindingRead(
         id=record.id,
         participant_label=label,
