@@ -13,6 +13,7 @@ import trials.core.audit.models  # noqa: F401
 import trials.core.signatures.models  # noqa: F401
 import trials.dblock.models  # noqa: F401
 import trials.epro.models  # noqa: F401
+import trials.events.models  # noqa: F401
 import trials.participants.models  # noqa: F401
 import trials.randomization.models  # noqa: F401
 import trials.safety.models  # noqa: F401

@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.dblock import api as dblock_api
     from trials.epro import api as epro_api
     from trials.epro import views as epro_views
+    from trials.events import api as events_api
     from trials.participants import api as participants_api
     from trials.participants import views as participants_views
     from trials.randomization import api as randomization_api
@@ -66,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         assessments_views.bp,
         epro_views.bp,
         epro_api.bp,
+        events_api.bp,
     ):
         app.register_blueprint(blueprint)
     # The participant pages show what the packages above participants add: randomization

@@ -16,6 +16,7 @@ from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
 from trials.dblock.cli import db_lock, db_unlock
+from trials.events.cli import ae, disposition, unblind_participant, unblindings
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
 from trials.safety.cli import outbox, safety
@@ -55,6 +56,10 @@ main.add_command(db_unlock)
 main.add_command(safety)
 main.add_command(outbox)
 main.add_command(simulate)
+main.add_command(ae)
+main.add_command(disposition)
+main.add_command(unblind_participant)
+main.add_command(unblindings)
 
 
 @main.group("db")

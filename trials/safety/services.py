@@ -68,16 +68,45 @@ def _users_with(
     return list(session.exec(query.distinct().order_by(col(User.username))).all())
 
 
-def notify(users: list[User], event: SafetyEvent, subject: str, body: str, *, session: Session) -> None:
-    """One in-app notification and one outbox message per user."""
+def users_with_role(
+    role: Role, trial_id: uuid.UUID, site_id: uuid.UUID | None = None, *, session: Session
+) -> list[User]:
+    """The active users holding `role` in the trial (at the site, if given), by username."""
+    return _users_with(role, trial_id, site_id, session=session)
+
+
+def send(
+    users: list[User],
+    *,
+    trial_id: uuid.UUID,
+    subject: str,
+    body: str,
+    session: Session,
+    safety_event_id: uuid.UUID | None = None,
+    adverse_event_id: uuid.UUID | None = None,
+    emergency_unblinding_id: uuid.UUID | None = None,
+) -> None:
+    """One in-app notification and one outbox message per user, about at most one record."""
+    about = {
+        "safety_event_id": safety_event_id,
+        "adverse_event_id": adverse_event_id,
+        "emergency_unblinding_id": emergency_unblinding_id,
+    }
     for user in users:
-        ids = {"trial_id": event.trial_id, "user_id": user.id, "safety_event_id": event.id}
+        ids = {"trial_id": trial_id, "user_id": user.id, **about}
         session.add(Notification.model_validate({**ids, "subject": subject, "body": body}))
         session.add(
             OutboxMessage.model_validate(
                 {**ids, "to": user.email or user.username, "subject": subject, "body": body}
             )
         )
+
+
+def notify(users: list[User], event: SafetyEvent, subject: str, body: str, *, session: Session) -> None:
+    """One in-app notification and one outbox message per user about a safety event."""
+    send(
+        users, trial_id=event.trial_id, subject=subject, body=body, session=session, safety_event_id=event.id
+    )
 
 
 def _message(event: SafetyEvent, trial: Trial, label: str, site_code: str) -> tuple[str, str]:
