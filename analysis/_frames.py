@@ -36,7 +36,7 @@ def z_value(alpha: float) -> float:
 
 
 def arm_levels(frame: pd.DataFrame, arm: str, reference: str) -> list[str]:
-    """The arms other than `reference`, in order of first appearance.
+    """Return the arms other than `reference`, in order of first appearance.
 
     Raises
     ------
@@ -53,7 +53,7 @@ def arm_levels(frame: pd.DataFrame, arm: str, reference: str) -> list[str]:
 
 
 def as_tuple(values: Sequence[str] | str | None) -> tuple[str, ...]:
-    """A column name or names as a tuple (``None`` gives an empty tuple)."""
+    """Return a column name or names as a tuple (``None`` gives an empty tuple)."""
     if values is None:
         return ()
     if isinstance(values, str):

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from analysis._frames import arm_levels, as_tuple, check_alpha, require_columns, z_value
+from analysis._frames import arm_levels, as_tuple, require_columns, z_value
 from analysis.results import Result, as_parameters, captured_warnings
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class MedianSurvival(Result):
     """
 
     def text(self, digits: int = 0) -> str:
-        """The median and its limits as printed in a report.
+        """Format the median and its limits as printed in a report.
 
         Parameters
         ----------
@@ -186,7 +186,7 @@ class SurvivalCurve:
     at_risk: tuple[tuple[float, int], ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
-        """The curve as a table.
+        """Return the curve as a table.
 
         Returns
         -------
@@ -233,7 +233,7 @@ class KaplanMeier:
     notes: tuple[str, ...] = ()
 
     def curve(self, arm: str) -> SurvivalCurve:
-        """The curve of one arm.
+        """Return the curve of one arm.
 
         Parameters
         ----------
@@ -256,7 +256,7 @@ class KaplanMeier:
         raise KeyError(arm)
 
     def to_frame(self) -> pd.DataFrame:
-        """All curves stacked.
+        """Return all curves stacked.
 
         Returns
         -------
@@ -268,7 +268,7 @@ class KaplanMeier:
         return pd.concat([c.to_frame() for c in self.curves], ignore_index=True)
 
     def medians_frame(self) -> pd.DataFrame:
-        """Medians by arm.
+        """Return the medians by arm.
 
         Returns
         -------
@@ -293,7 +293,7 @@ class KaplanMeier:
         )
 
     def at_risk_frame(self) -> pd.DataFrame:
-        """Numbers at risk, one row per arm and one column per requested time.
+        """Return the numbers at risk, one row per arm and one column per requested time.
 
         Returns
         -------
@@ -405,7 +405,7 @@ class CoxModel:
     notes: tuple[str, ...] = ()
 
     def hazard_ratio(self, arm: str) -> HazardRatio:
-        """The hazard ratio of one arm against the reference.
+        """Return the hazard ratio of one arm against the reference.
 
         Parameters
         ----------
@@ -428,7 +428,7 @@ class CoxModel:
         raise KeyError(arm)
 
     def to_frame(self) -> pd.DataFrame:
-        """Hazard ratios (arms then covariates) as a table.
+        """Return the hazard ratios (arms then covariates) as a table.
 
         Returns
         -------
@@ -464,6 +464,11 @@ def _prepare(
     import pandas as pd
 
     require_columns(frame, [time, event, *columns])
+    if event.strip().upper() == "CNSR":
+        raise ValueError(
+            f"column {event!r} looks like the CDISC censoring flag (0 = event), not an event flag; "
+            "convert it with event_from_cnsr()"
+        )
     data = frame[[time, event, *dict.fromkeys(c for c in columns if c not in (time, event))]]
     complete = data.dropna()
     notes = []
@@ -511,16 +516,17 @@ def _km_table(
 
     order = np.argsort(t, kind="stable")
     ts, es = t[order], e[order].astype(np.int64)
-    times, first, counts = np.unique(ts, return_index=True, return_counts=True)
-    n_event = np.add.reduceat(es, first)
-    n_censor = counts - n_event
-    n_risk = len(ts) - first
-    surv = np.cumprod(1.0 - n_event / n_risk)
+    times, first_idx, count_idx = np.unique(ts, return_index=True, return_counts=True)
+    first = first_idx.astype(np.int64)
+    n_event = np.add.reduceat(es, first).astype(np.int64)
+    n_censor = count_idx.astype(np.int64) - n_event
+    n_risk = (len(ts) - first).astype(np.int64)
+    surv = np.cumprod(1.0 - n_event / n_risk).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         increments = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
-    std_err = np.sqrt(np.cumsum(increments))
+    std_err = np.sqrt(np.cumsum(increments)).astype(np.float64)
     std_err[surv == 0] = np.nan
-    return times, n_risk, n_event, n_censor, surv, std_err
+    return times.astype(np.float64), n_risk, n_event, n_censor, surv, std_err
 
 
 def _loglog_limits(surv: FloatArray, std_err: FloatArray, z: float) -> tuple[FloatArray, FloatArray]:
@@ -594,7 +600,7 @@ def kaplan_meier(
     at_risk_times: Sequence[float] = (),
     alpha: float = 0.05,
 ) -> KaplanMeier:
-    """Kaplan-Meier survival by arm with log-log confidence bands and median survival.
+    r"""Kaplan-Meier survival by arm with log-log confidence bands and median survival.
 
     Parameters
     ----------
@@ -629,20 +635,20 @@ def kaplan_meier(
     Notes
     -----
     At each distinct time :math:`t_j` with :math:`n_j` at risk and :math:`d_j` events,
-    :math:`\\hat S(t) = \\prod_{t_j \\le t} (1 - d_j / n_j)`. Greenwood:
-    :math:`\\sigma^2(t) = \\sum_{t_j \\le t} d_j / (n_j (n_j - d_j))` is the variance of
-    :math:`-\\log \\hat S`. Log-log limits:
-    :math:`\\exp(-\\exp(\\log(-\\log \\hat S) \\pm z \\sigma / \\log \\hat S))` (undefined where
-    :math:`\\hat S` is 0 or 1, as in R's ``survfit(conf.type = "log-log")``).
+    :math:`\hat S(t) = \prod_{t_j \le t} (1 - d_j / n_j)`. Greenwood:
+    :math:`\sigma^2(t) = \sum_{t_j \le t} d_j / (n_j (n_j - d_j))` is the variance of
+    :math:`-\log \hat S`. Log-log limits:
+    :math:`\exp(-\exp(\log(-\log \hat S) \pm z \sigma / \log \hat S))` (undefined where
+    :math:`\hat S` is 0 or 1, as in R's ``survfit(conf.type = "log-log")``).
 
-    The median is the smallest time at which :math:`\\hat S \\le 0.5` (the midpoint of the
-    flat stretch when :math:`\\hat S` equals 0.5 exactly). Its Brookmeyer-Crowley interval is
+    The median is the smallest time at which :math:`\hat S \le 0.5` (the midpoint of the
+    flat stretch when :math:`\hat S` equals 0.5 exactly). Its Brookmeyer-Crowley interval is
     read off the confidence bands: the lower limit is the time at which the lower band reaches
     0.5, the upper limit the time at which the upper band does. Either is "not estimable"
     when the band never reaches 0.5. This is R's ``quantile.survfit``.
 
     The number at risk at time :math:`t` counts participants with an observed time
-    :math:`\\ge t`.
+    :math:`\ge t`.
 
     References
     ----------
@@ -738,7 +744,7 @@ def logrank_test(
     arm: str,
     strata: Sequence[str] | str | None = None,
 ) -> LogRankTest:
-    """Log-rank test of equal survival across arms, stratified when `strata` is given.
+    r"""Log-rank test of equal survival across arms, stratified when `strata` is given.
 
     Parameters
     ----------
@@ -771,9 +777,9 @@ def logrank_test(
     -----
     In each stratum and at each distinct event time with :math:`n` at risk (:math:`n_g` in arm
     :math:`g`) and :math:`d` events: :math:`E_g = d n_g / n` and
-    :math:`V_{gh} = d (n - d) / (n - 1) \\cdot (n_g / n) (\\delta_{gh} - n_h / n)`. Observed
+    :math:`V_{gh} = d (n - d) / (n - 1) \cdot (n_g / n) (\delta_{gh} - n_h / n)`. Observed
     minus expected and :math:`V` are summed over times and strata;
-    :math:`\\chi^2 = (O - E)^T V^{-} (O - E)` dropping the first arm, with (number of arms
+    :math:`\chi^2 = (O - E)^T V^{-} (O - E)` dropping the first arm, with (number of arms
     with expected events > 0) - 1 degrees of freedom. This is R's
     ``survdiff(Surv(time, event) ~ arm + strata(...))`` (rho = 0).
 
@@ -961,11 +967,11 @@ def cox_regression(
     reference: str,
     covariates: Sequence[str] = (),
     strata: Sequence[str] | str | None = None,
-    event_is_favourable: bool = True,
+    event_is_favourable: bool,
     ph_transform: PHTransform = "km",
     alpha: float = 0.05,
 ) -> CoxModel:
-    """Cox proportional hazards regression (Efron ties) with the proportional-hazards test.
+    r"""Cox proportional hazards regression (Efron ties) with the proportional-hazards test.
 
     Parameters
     ----------
@@ -1011,14 +1017,14 @@ def cox_regression(
     -----
     The partial likelihood with Efron's approximation for tied event times is maximised by
     Newton-Raphson (statsmodels ``PHReg``, ``ties="efron"``). For arm :math:`a`,
-    :math:`HR_a = \\exp(\\hat\\beta_a)` with limits :math:`\\exp(\\hat\\beta_a \\pm z\\,SE)` and
-    the Wald p-value of :math:`\\beta_a = 0`, as R's ``coxph(ties = "efron")``.
+    :math:`HR_a = \exp(\hat\beta_a)` with limits :math:`\exp(\hat\beta_a \pm z\,SE)` and
+    the Wald p-value of :math:`\beta_a = 0`, as R's ``coxph(ties = "efron")``.
 
     Proportional hazards are tested as R's ``cox.zph`` (survival >= 3.0): the score test, at
-    :math:`(\\hat\\beta, 0)`, of adding :math:`x \\cdot g(t)` for each term, where
+    :math:`(\hat\beta, 0)`, of adding :math:`x \cdot g(t)` for each term, where
     :math:`g` is the chosen transform of time (``"km"``: one minus the left-continuous pooled
     Kaplan-Meier estimate) centred on its mean over events. The test uses the full
-    :math:`2p \\times 2p` information matrix (Efron-weighted); the statistic of a term is
+    :math:`2p \times 2p` information matrix (Efron-weighted); the statistic of a term is
     :math:`U^T I^{-1} U` on that term's columns, chi-square with as many degrees of freedom as
     columns; ``GLOBAL`` uses all. The arm is one term (one column per non-reference arm).
 
@@ -1062,7 +1068,9 @@ def cox_regression(
     p_values = 2 * norm.sf(np.abs(params / bse))
 
     eta = x @ params
-    score, imat = _zph(t, e, x, eta, scodes if scodes is not None else np.zeros(len(t), np.int64), ph_transform)
+    score, imat = _zph(
+        t, e, x, eta, scodes if scodes is not None else np.zeros(len(t), np.int64), ph_transform
+    )
     terms = [("arm", list(range(len(others))))] + [(c, [len(others) + i]) for i, c in enumerate(covs)]
     ph = _ph_tests(score, imat, terms)
     for test in ph:
