@@ -444,26 +444,32 @@ def _fit_odds_ratios(
         fit = sm.GLM(data[outcome].astype(float), x, family=sm.families.Binomial()).fit(tol=1e-12)
         params = np.asarray(fit.params, dtype=float)
         bse = np.asarray(fit.bse, dtype=float)
-    fit_notes = (*notes, *warned)
+    fit_notes = [*notes, *warned]
+    if not np.all(np.isfinite(bse)) or np.any(np.abs(params[1:]) > 15):
+        fit_notes.append(
+            "quasi-complete separation (an arm or covariate level without events or non-events): "
+            "the odds ratio is not estimable"
+        )
     adjusted = f"adjusted for {', '.join(covariates)}" if covariates else "unadjusted"
     out = []
-    for i, a in enumerate(others, start=1):
-        b, se = params[i], bse[i]
-        out.append(
-            Result(
-                estimate=float(np.exp(b)),
-                se=float(se),
-                ci_low=float(np.exp(b - z * se)),
-                ci_high=float(np.exp(b + z * se)),
-                p_value=float(2 * norm.sf(abs(b / se))),
-                n=int(data[arm].isin([a, reference]).sum()),
-                method=f"odds ratio from logistic regression ({adjusted}); Wald interval",
-                parameters=as_parameters(
-                    arm=a, reference=reference, covariates=tuple(covariates), alpha=alpha
-                ),
-                notes=fit_notes,
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # separation, noted above
+        for i, a in enumerate(others, start=1):
+            b, se = params[i], bse[i]
+            out.append(
+                Result(
+                    estimate=float(np.exp(b)),
+                    se=float(se),
+                    ci_low=float(np.exp(b - z * se)),
+                    ci_high=float(np.exp(b + z * se)),
+                    p_value=float(2 * norm.sf(abs(b / se))),
+                    n=int(data[arm].isin([a, reference]).sum()),
+                    method=f"odds ratio from logistic regression ({adjusted}); Wald interval",
+                    parameters=as_parameters(
+                        arm=a, reference=reference, covariates=tuple(covariates), alpha=alpha
+                    ),
+                    notes=tuple(fit_notes),
+                )
             )
-        )
     return tuple(out)
 
 

@@ -30,7 +30,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -401,7 +401,7 @@ class CoxModel:
     log_likelihood: float
     direction: str
     method: str
-    parameters: Any
+    parameters: Mapping[str, Any]
     notes: tuple[str, ...] = ()
 
     def hazard_ratio(self, arm: str) -> HazardRatio:
@@ -1062,17 +1062,28 @@ def cox_regression(
         params = np.asarray(fit.params, dtype=float)
         bse = np.asarray(fit.bse, dtype=float)
         gradient = np.asarray(model.score(params), dtype=float)
+        p_values = 2 * norm.sf(np.abs(params / bse))
+        ph: tuple[ProportionalHazardsTest, ...] = ()
+        if np.all(np.isfinite(params)):
+            eta = x @ params
+            score, imat = _zph(
+                t, e, x, eta, scodes if scodes is not None else np.zeros(len(t), np.int64), ph_transform
+            )
+            terms = [("arm", list(range(len(others))))] + [(c, [len(others) + i]) for i, c in enumerate(covs)]
+            try:
+                ph = _ph_tests(score, imat, terms)
+            except np.linalg.LinAlgError:
+                ph = ()
     notes.extend(warned)
-    if not np.all(np.isfinite(params)) or np.max(np.abs(gradient)) > 1e-4:
-        notes.append("the Cox model did not converge; estimates are unreliable")
-    p_values = 2 * norm.sf(np.abs(params / bse))
-
-    eta = x @ params
-    score, imat = _zph(
-        t, e, x, eta, scodes if scodes is not None else np.zeros(len(t), np.int64), ph_transform
-    )
-    terms = [("arm", list(range(len(others))))] + [(c, [len(others) + i]) for i, c in enumerate(covs)]
-    ph = _ph_tests(score, imat, terms)
+    converged = bool(np.all(np.isfinite(params)) and np.max(np.abs(gradient)) <= 1e-4)
+    converged = converged and bool(np.all(np.abs(params) < 20))
+    if not converged:
+        notes.append(
+            "the Cox model did not converge (an arm or covariate level may have no events); "
+            "estimates are unreliable"
+        )
+    if not ph:
+        notes.append("the proportional-hazards test could not be computed (singular information)")
     for test in ph:
         if test.p_value < alpha:
             notes.append(
@@ -1104,17 +1115,21 @@ def cox_regression(
             favours=favours,
         )
 
-    hrs = tuple(
-        ratio(
-            i,
-            a,
-            hazard_ratio_direction(
-                float(np.exp(params[i])), arm=a, reference=reference, event_is_favourable=event_is_favourable
-            ),
+    with np.errstate(over="ignore"):  # a diverged fit gives infinite ratios, noted above
+        hrs = tuple(
+            ratio(
+                i,
+                a,
+                hazard_ratio_direction(
+                    float(np.exp(params[i])),
+                    arm=a,
+                    reference=reference,
+                    event_is_favourable=event_is_favourable,
+                ),
+            )
+            for i, a in enumerate(others)
         )
-        for i, a in enumerate(others)
-    )
-    cov_hrs = tuple(ratio(len(others) + i, c, "") for i, c in enumerate(covs))
+        cov_hrs = tuple(ratio(len(others) + i, c, "") for i, c in enumerate(covs))
     return CoxModel(
         hazard_ratios=hrs,
         covariates=cov_hrs,

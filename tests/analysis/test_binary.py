@@ -227,3 +227,14 @@ def test_non_binary_outcome_and_absent_reference_are_refused(data):
         compare_binary(data, outcome="baseline", arm="arm", reference="CTL", outcome_is_favourable=True)
     with pytest.raises(ValueError, match="reference arm"):
         compare_binary(data, outcome="response", arm="arm", reference="SHAM", outcome_is_favourable=True)
+
+
+def test_an_arm_without_responders_is_noted_not_warned(data):
+    frame = data.assign(response=data["response"].where(data["arm"] != "APPX", 0))
+    result = compare_binary(frame, outcome="response", arm="arm", reference="CTL", outcome_is_favourable=True)
+    c = result.comparison("APPX")
+    assert c.events == 0
+    assert c.risk_ratio.estimate == 0.0
+    assert c.risk_difference.ci_low < c.risk_difference.estimate < c.risk_difference.ci_high
+    assert c.nnt.kind == "NNTH"
+    assert any("separation" in n for n in c.odds_ratio.notes)

@@ -325,3 +325,15 @@ def test_cox_refuses_an_absent_reference_and_text_covariates(main):
             covariates=["severity"],
             event_is_favourable=True,
         )
+
+
+def test_an_arm_without_events_is_noted_not_warned(main):
+    frame = main.assign(event=main["event"] & (main["arm"] != "APPX"))
+    model = cox_regression(
+        frame, time="aval", event="event", arm="arm", reference="CTL", event_is_favourable=True
+    )
+    assert any("did not converge" in n for n in model.notes)
+    assert model.hazard_ratio("APPX").estimate < 1e-6
+    km = kaplan_meier(frame, time="aval", event="event", arm="arm")
+    assert km.curve("APPX").n_events == 0
+    assert km.curve("APPX").median.text() == "not estimable (not estimable to not estimable)"
