@@ -1,20 +1,20 @@
-"""Mixed model for repeated measures (MMRM) with an unstructured covariance, fitted by REML.
+r"""Mixed model for repeated measures (MMRM) with an unstructured covariance, fitted by REML.
 
 The model for participant :math:`i` observed at the visits :math:`O_i` is
 
-.. math:: y_i = X_i \\beta + \\varepsilon_i, \\qquad \\varepsilon_i \\sim N(0, \\Sigma_{O_i})
+.. math:: y_i = X_i \beta + \varepsilon_i, \qquad \varepsilon_i \sim N(0, \Sigma_{O_i})
 
-where :math:`\\Sigma` is an unrestricted (unstructured) :math:`T \\times T` covariance matrix
-over the visits and :math:`\\Sigma_{O_i}` its rows and columns of the observed visits. There are
+where :math:`\Sigma` is an unrestricted (unstructured) :math:`T \times T` covariance matrix
+over the visits and :math:`\Sigma_{O_i}` its rows and columns of the observed visits. There are
 no random effects: this is the model that R fits with ``nlme::gls(...,
 correlation = corSymm(), weights = varIdent(~ 1 | visit), method = "REML")``.
 
 Participants are grouped by their pattern of observed visits. For each pattern the sums
-:math:`\\sum_i x_{ia} x_{ib}^\\top`, :math:`\\sum_i x_{ia} y_{ib}` and :math:`\\sum_i y_{ia}
+:math:`\sum_i x_{ia} x_{ib}^\top`, :math:`\sum_i x_{ia} y_{ib}` and :math:`\sum_i y_{ia}
 y_{ib}` over pairs of observed visits :math:`(a, b)` are formed once; every later evaluation of
 the restricted likelihood, its gradient and the contrast variances then costs a fixed amount per
 pattern, whatever the number of participants. The fixed effects are profiled out by generalised
-least squares; :math:`\\Sigma = L L^\\top` is parametrised by its Cholesky factor with the
+least squares; :math:`\Sigma = L L^\top` is parametrised by its Cholesky factor with the
 logarithm of the diagonal.
 """
 
@@ -142,7 +142,7 @@ class _Design:
         arm_level: Any,
         visit_level: Any | None,
     ) -> FloatArray:
-        """The emmeans reference-grid row for one arm (and visit).
+        """Return the emmeans reference-grid row for one arm (and visit).
 
         Numeric covariates are held at their mean over the analysed rows; factor covariates
         are averaged over their levels with equal weights (the defaults of ``emmeans``).
@@ -186,7 +186,7 @@ def _term(frame: pd.DataFrame, column: str) -> _Factor | str:
 
 @dataclass(frozen=True)
 class MmrmResult:
-    """A fitted MMRM: LS means, differences against the reference arm, and the fit itself.
+    r"""A fitted MMRM: LS means, differences against the reference arm, and the fit itself.
 
     Attributes
     ----------
@@ -204,11 +204,11 @@ class MmrmResult:
     coefficients : numpy.ndarray
         Fixed-effect estimates (read-only).
     coefficient_covariance : numpy.ndarray
-        Their model-based covariance :math:`(X^\\top V^{-1} X)^{-1}` (read-only).
+        Their model-based covariance :math:`(X^\top V^{-1} X)^{-1}` (read-only).
     visits : tuple
         The visits, in order; they index ``covariance``.
     covariance : numpy.ndarray
-        The estimated unstructured covariance matrix :math:`\\Sigma` (read-only).
+        The estimated unstructured covariance matrix :math:`\Sigma` (read-only).
     log_likelihood : float
         The maximised restricted log-likelihood (the value R's ``logLik`` reports for the
         equivalent ``gls`` fit).
@@ -217,7 +217,7 @@ class MmrmResult:
     iterations : int
         Optimiser iterations (quasi-Newton and Newton steps together).
     gradient_norm : float
-        Largest absolute gradient of :math:`-2 \\log L_R` at the solution.
+        Largest absolute gradient of :math:`-2 \log L_R` at the solution.
     n_subjects : int
         Participants with at least one analysed visit.
     n_observations : int
@@ -263,12 +263,12 @@ class MmrmResult:
 
     @property
     def correlation(self) -> FloatArray:
-        """The correlation matrix of the visits implied by ``covariance``.
+        r"""The correlation matrix of the visits implied by ``covariance``.
 
         Returns
         -------
         numpy.ndarray
-            :math:`T \\times T`, ones on the diagonal.
+            :math:`T \times T`, ones on the diagonal.
         """
         import numpy as np
 
@@ -276,7 +276,7 @@ class MmrmResult:
         return np.asarray(self.covariance / np.outer(sd, sd))
 
     def to_frame(self) -> pd.DataFrame:
-        """The differences against the reference arm, one row per arm and visit.
+        """Return the differences against the reference arm, one row per arm and visit.
 
         Returns
         -------
@@ -287,7 +287,7 @@ class MmrmResult:
         return _results_frame(self.differences, ("arm", "reference", "visit"))
 
     def lsmeans_frame(self) -> pd.DataFrame:
-        """The LS means, one row per arm and visit.
+        """Return the LS means, one row per arm and visit.
 
         Returns
         -------
@@ -516,7 +516,7 @@ def _start(
     visit_codes: npt.NDArray[np.intp],
     n_visits: int,
 ) -> FloatArray:
-    """Starting covariance: pairwise covariances of ordinary least-squares residuals."""
+    """Start from the pairwise covariances of ordinary least-squares residuals."""
     import numpy as np
     import pandas as pd
 
@@ -601,7 +601,7 @@ def fit_mmrm(
     df_method: str = "satterthwaite",
     alpha: float = 0.05,
 ) -> MmrmResult:
-    """Fit an MMRM with an unstructured covariance by REML and compare arms at each visit.
+    r"""Fit an MMRM with an unstructured covariance by REML and compare arms at each visit.
 
     Parameters
     ----------
@@ -658,31 +658,33 @@ def fit_mmrm(
     Notes
     -----
     Fixed effects: arm, visit, arm by visit, each covariate, each visit covariate and its
-    interaction with visit. With :math:`V_i = \\Sigma_{O_i}` the restricted log-likelihood is
+    interaction with visit. With :math:`V_i = \Sigma_{O_i}` the restricted log-likelihood is
 
     .. math::
 
-        -2 \\log L_R(\\Sigma) = \\sum_i \\left[\\log |V_i| + r_i^\\top V_i^{-1} r_i\\right]
-        + \\log \\left|\\sum_i X_i^\\top V_i^{-1} X_i\\right| + (N - p) \\log 2\\pi,
+        -2 \log L_R(\Sigma) = \sum_i \left[\log |V_i| + r_i^\top V_i^{-1} r_i\right]
+        + \log \left|\sum_i X_i^\top V_i^{-1} X_i\right| + (N - p) \log 2\pi,
 
-    :math:`r_i = y_i - X_i \\hat\\beta(\\Sigma)`, :math:`\\hat\\beta` the generalised
-    least-squares estimate. It is minimised over the Cholesky factor of :math:`\\Sigma` with
+    :math:`r_i = y_i - X_i \hat\beta(\Sigma)`, :math:`\hat\beta` the generalised
+    least-squares estimate. It is minimised over the Cholesky factor of :math:`\Sigma` with
     an analytic gradient (L-BFGS, then Newton steps on a Hessian differenced from the
     gradient) to a relative gradient below 1e-8.
 
     LS means follow the defaults of R's ``emmeans``: for each arm and visit, numeric
     covariates are set to their mean over the analysed participant-visits (not over
     participants), factor covariates are averaged over their levels with equal weights. A
-    difference is :math:`l^\\top \\hat\\beta` with variance :math:`v = l^\\top
-    (X^\\top V^{-1} X)^{-1} l`.
+    difference is :math:`l^\top \hat\beta` with variance :math:`v = l^\top
+    (X^\top V^{-1} X)^{-1} l`.
 
-    Satterthwaite degrees of freedom are :math:`\\nu = 2 v^2 / (g^\\top A g)`, where
-    :math:`g = \\partial v / \\partial \\theta` (analytic) and :math:`A` is the inverse of
-    the observed information of the covariance parameters, the Hessian of :math:`-\\log L_R`
-    (the quantity that ``gls`` stores as ``apVar``). :math:`\\nu` does not depend on how the
-    covariance is parametrised. ``emmeans`` differentiates :math:`v` at a profiled residual
-    scale instead, which makes its value depend slightly on which visit ``varIdent`` takes as
-    reference; the two agree to about 1e-3 relative on our reference data (see the tests).
+    Satterthwaite degrees of freedom are :math:`\nu = 2 v^2 / (g^\top A g)`, where
+    :math:`g = \partial v / \partial \theta` (analytic) and :math:`A` is the inverse of
+    the observed information of the covariance parameters, the Hessian of :math:`-\log L_R`
+    (the quantity that ``gls`` stores as ``apVar``), here differenced from the analytic
+    gradient. :math:`\nu` does not depend on how the covariance is parametrised. This is the
+    formula of ``emmeans(..., mode = "satterthwaite")`` for ``gls``; ``gls`` however takes
+    ``apVar`` from a coarse finite-difference Hessian (``nlme::fdHess``), so that emmeans'
+    printed df differ from these by up to a few percent; with an accurate Hessian of the same
+    likelihood R gives these df to 1e-4 (see ``tests/analysis/reference/mmrm.R``).
 
     Kenward-Roger degrees of freedom (and its bias-corrected covariance) are not offered:
     R's ``emmeans`` does not provide them for ``gls`` fits, so there is no reference to test
@@ -807,7 +809,9 @@ def fit_mmrm(
             df = residual_df
         return estimate, math.sqrt(var), df
 
-    crit = lambda df: float(stats.t.ppf(1 - alpha / 2, df))  # noqa: E731
+    def crit(df: float) -> float:
+        return float(stats.t.ppf(1 - alpha / 2, df))
+
     method = (
         "MMRM, unstructured covariance, REML; LS means at covariate means (factors averaged "
         f"with equal weights); {df_method} df"
