@@ -41,9 +41,7 @@ def _simulate(
             base = float(np.clip(np.round(rng.normal(16.0, 3.5)), 10, 27))
             site_effect = {"S1": 0.0, "S2": -0.6, "S3": 0.5, "S4": -0.2}[site]
             mean = (
-                -1.2 * visits * (1 + effects[arm])
-                - 0.15 * (base - 16.0) * (1 + 0.1 * visits)
-                + site_effect
+                -1.2 * visits * (1 + effects[arm]) - 0.15 * (base - 16.0) * (1 + 0.1 * visits) + site_effect
             )
             y = mean + rng.multivariate_normal(np.zeros(n_visits), cov)
             observed = np.ones(n_visits, dtype=bool)
@@ -72,41 +70,41 @@ def _simulate(
 
 DATASETS = {
     # two arms of equal size, complete data, 5 visits
-    "balanced": dict(
-        seed=20240601,
-        arms={"control": 110, "app": 110},
-        effects={"control": 0.0, "app": 0.35},
-        n_visits=5,
-        sites=3,
-        dropout="none",
-    ),
+    "balanced": {
+        "seed": 20240601,
+        "arms": {"control": 110, "app": 110},
+        "effects": {"control": 0.0, "app": 0.35},
+        "n_visits": 5,
+        "sites": 3,
+        "dropout": "none",
+    },
     # three arms of unequal size, 4 visits, intermittent missingness
-    "three_arms": dict(
-        seed=20240602,
-        arms={"control": 70, "app": 110, "app_plus": 140},
-        effects={"control": 0.0, "app": 0.25, "app_plus": 0.4},
-        n_visits=4,
-        sites=4,
-        dropout="intermittent",
-    ),
+    "three_arms": {
+        "seed": 20240602,
+        "arms": {"control": 70, "app": 110, "app_plus": 140},
+        "effects": {"control": 0.0, "app": 0.25, "app_plus": 0.4},
+        "n_visits": 4,
+        "sites": 4,
+        "dropout": "intermittent",
+    },
     # two unequal arms, 6 visits, monotone MAR dropout
-    "monotone": dict(
-        seed=20240603,
-        arms={"control": 150, "app": 100},
-        effects={"control": 0.0, "app": 0.3},
-        n_visits=6,
-        sites=3,
-        dropout="monotone",
-    ),
+    "monotone": {
+        "seed": 20240603,
+        "arms": {"control": 150, "app": 100},
+        "effects": {"control": 0.0, "app": 0.3},
+        "n_visits": 6,
+        "sites": 3,
+        "dropout": "monotone",
+    },
     # two arms, 5 visits, intermittent and monotone missingness together
-    "intermittent": dict(
-        seed=20240604,
-        arms={"control": 130, "app": 120},
-        effects={"control": 0.0, "app": 0.3},
-        n_visits=5,
-        sites=4,
-        dropout="both",
-    ),
+    "intermittent": {
+        "seed": 20240604,
+        "arms": {"control": 130, "app": 120},
+        "effects": {"control": 0.0, "app": 0.3},
+        "n_visits": 5,
+        "sites": 4,
+        "dropout": "both",
+    },
 }
 
 
