@@ -275,7 +275,9 @@ def _impute(
     if primary_visit not in visit_levels:
         raise ValueError(f"primary visit {primary_visit!r} is not in the visit list")
     long = frame[list(dict.fromkeys(needed))]
-    long = long[long[visit].isin(visit_levels)]
+    unknown = set(long[visit].dropna().unique()) - set(visit_levels)
+    if unknown:
+        raise ValueError(f"visits not in the visit list: {sorted(map(str, unknown))}")
     if long.duplicated([subject, visit]).any():
         raise ValueError("a participant has more than one row at the same visit")
     people = long[[subject, arm, baseline, *covariates]].drop_duplicates()
@@ -529,7 +531,8 @@ def mi_ancova(
         Stratification factors (constant within a participant), used by both the imputation
         model and the ANCOVA.
     visits : sequence, optional
-        The visits in order; default the sorted distinct visits.
+        The visits in order; default the sorted distinct visits. A row at any other visit is
+        an error.
     primary_visit : object, optional
         The analysed visit; default the last.
     primary_arm : object, optional
@@ -704,7 +707,8 @@ def tipping_point(
         Stratification factors (constant within a participant), used by both the imputation
         model and the ANCOVA.
     visits : sequence, optional
-        The visits in order; default the sorted distinct visits.
+        The visits in order; default the sorted distinct visits. A row at any other visit is
+        an error.
     primary_visit : object, optional
         The analysed visit; default the last.
     primary_arm : object, optional

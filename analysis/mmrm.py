@@ -587,6 +587,9 @@ def _optimise(reml: _Reml, theta0: FloatArray) -> tuple[FloatArray, bool, int, f
     scale = max(1.0, abs(f))
     for iterations in range(1, 201):  # noqa: B007 - the count is reported
         step = _descent_step(hess, g)
+        longest = float(np.max(np.abs(step)))
+        if longest > 2.0:  # at most a factor e^2 on a standard deviation per step
+            step *= 2.0 / longest
         slope = float(g @ step)
         t = 1.0
         while t > 1e-10:

@@ -188,3 +188,19 @@ def test_tipping_point_shifts_the_imputed_values_of_the_experimental_arm():
     assert all(r.p_value < 0.05 for r in tp.results if r.parameters["delta"] < first)
     with pytest.raises(ValueError, match="empty"):
         tipping_point(frame("monotone"), deltas=[], **kwargs)
+
+
+def test_imputation_refuses_rows_at_unlisted_visits():
+    with pytest.raises(ValueError, match="visits not in the visit list"):
+        mi_ancova(
+            frame("monotone"),
+            subject="subject",
+            visit="visit",
+            arm="arm",
+            response="chg",
+            baseline="base",
+            reference_arm="control",
+            seed=1,
+            visits=[1, 2, 3],
+            **FAST,
+        )
