@@ -1,6 +1,7 @@
 # Reference values for analysis.ancova: lm(chg ~ arm + base + site) at the last visit, with
 # emmeans LS means and differences against the control arm (no multiplicity adjustment).
 #
+# R from Debian's packages: apt-get install --no-install-recommends r-base-core r-cran-emmeans
 # Run from this folder: Rscript ancova.R   (writes ancova_expected.json)
 # Inputs: mmrm_<name>.csv written by mmrm_data.py; participants without the last visit are
 # left out (complete cases at that visit).

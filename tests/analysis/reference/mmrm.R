@@ -2,6 +2,7 @@
 # (corSymm + varIdent by visit), REML, and emmeans LS means and differences against the
 # control arm at each visit, with Satterthwaite degrees of freedom.
 #
+# R from Debian's packages: apt-get install --no-install-recommends r-base-core r-cran-nlme r-cran-emmeans
 # Run from this folder: Rscript mmrm.R   (writes mmrm_expected.json)
 # Inputs: mmrm_<name>.csv written by mmrm_data.py.
 #
@@ -37,12 +38,10 @@ fit_one <- function(name) {
   d <- d[order(d$subject, d$visit), ]
   dd <- d[!is.na(d$chg), ]
   ctrl <- glsControl(natural = FALSE, tolerance = 1e-10, maxIter = 500, msMaxIter = 1000)
-  t0 <- proc.time()[["elapsed"]]
   fit <- gls(chg ~ arm * visit + base * visit + site, data = dd,
              correlation = corSymm(form = ~ as.integer(visit) | subject),
              weights = varIdent(form = ~ 1 | visit),
              method = "REML", control = ctrl)
-  elapsed <- proc.time()[["elapsed"]] - t0
   # covariance of one participant observed at every visit
   full <- names(which(table(dd$subject) == nlevels(d$visit)))[1]
   sigma_hat <- unclass(getVarCov(fit, individual = full))
@@ -95,7 +94,6 @@ fit_one <- function(name) {
     vcov = unname(vcov(fit)),
     covariance = unname(sigma_hat),
     log_likelihood = as.numeric(logLik(fit)),
-    gls_seconds = elapsed,
     satterthwaite = out[["satterthwaite"]],
     df_error = out[["df.error"]]
   )

@@ -1,6 +1,7 @@
 # Reference values for analysis.imputation.rubin_pool: Rubin's rules with the Barnard-Rubin
 # degrees of freedom, as mice::pool.scalar computes them (rule = "rubin1987").
 #
+# R from Debian's packages: apt-get install --no-install-recommends r-base-core r-cran-mice
 # Run from this folder: Rscript rubin.R   (writes rubin_expected.json)
 #
 # Generated with (sessionInfo()):
