@@ -286,3 +286,26 @@ def test_missing_covariates_are_left_out_and_noted():
     assert result.n_subjects == 219
     assert any("5 participant-visits" in n for n in result.notes)
     assert result.primary.notes == result.notes
+
+
+def test_optimum_does_not_depend_on_the_starting_covariance():
+    import analysis.mmrm as mmrm
+
+    data = frame("intermittent").dropna(subset=["chg"]).reset_index(drop=True)
+    design = mmrm._Design(
+        arm=mmrm._Factor("arm", ("control", "app")),
+        visit=mmrm._Factor("visit", (1, 2, 3, 4, 5)),
+        covariates=(mmrm._term(data, "site"),),
+        visit_covariates=("base",),
+    )
+    x = design.matrix(data)
+    y = data["chg"].to_numpy(dtype=float)
+    subjects = pd.factorize(data["subject"])[0]
+    visits = data["visit"].to_numpy() - 1
+    reml = mmrm._Reml(mmrm._groups(x, y, subjects, visits), 5, x.shape[1])
+    starts = [np.zeros(15), reml.theta_of(np.diag([100.0, 1.0, 50.0, 0.1, 10.0]))]
+    optima = [mmrm._optimise(reml, start) for start in starts]
+    assert all(converged for _, converged, *_ in optima)
+    sigmas = [reml.chol(theta) @ reml.chol(theta).T for theta, *_ in optima]
+    np.testing.assert_allclose(sigmas[0], sigmas[1], rtol=1e-7)
+    np.testing.assert_allclose(sigmas[0], fit("intermittent").covariance, rtol=1e-7)
