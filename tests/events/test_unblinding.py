@@ -1,6 +1,6 @@
 """Emergency unblinding of one participant: the arm to the clinician of the site only; the
 record, the audit trail and the sponsors' notification without it; every refusal stores
-nothing. And the database lock refuses every write of this module."""
+nothing. The database lock refuses every write of this module but an emergency unblinding."""
 
 import uuid
 from typing import Any
@@ -251,11 +251,18 @@ def test_the_database_lock_refuses_every_write_of_clinical_events(
         client.post(
             f"{BASE}/disposition-events/{ds['id']}/retract", json={"reason": "in error"}, headers=h["lds"]
         ),
-        unblind(client, label, h["clin_lds"]),
     ]
     for response in attempts:
         found = problem(response, 409)
         assert "the database of trial MOOD-CBT-01 is locked" in found["detail"]
         no_arm_in(found["detail"])
     assert stored(session) == before
+    # A clinical emergency does not wait for an unlock: unblinding stays possible, and the
+    # sponsors are told.
+    revealed = ok(unblind(client, label, h["clin_lds"]), 201)
+    assert revealed["arm_code"] in ("CBT", "ATTN", "WAIT")
+    sponsor_notes = session.exec(
+        select(Notification).where(col(Notification.emergency_unblinding_id) == uuid.UUID(revealed["id"]))
+    ).all()
+    assert sponsor_notes
     chain_verifies(session)

@@ -25,6 +25,7 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
 from trials.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from trials.events.services import withdrawal_date
 from trials.participants.models import Participant
 from trials.participants.services import get_participant, locked_protocol, trial_by_code, visible_site_ids
 from trials.randomization.services import slot_of
@@ -81,7 +82,9 @@ def validate_items(instrument: str, items: Items, *, field: str = "items") -> di
     return values
 
 
-def _check_date(assessed_on: date, participant: Participant, today: date) -> None:
+def _check_date(
+    assessed_on: date, participant: Participant, today: date, *, withdrawn_on: date | None = None
+) -> None:
     if assessed_on > today:
         raise InvalidInput.field(
             "assessed_on", "not_future", f"assessed_on: {assessed_on.isoformat()} is in the future"
@@ -92,6 +95,13 @@ def _check_date(assessed_on: date, participant: Participant, today: date) -> Non
             "not_before_consent",
             f"assessed_on: {assessed_on.isoformat()} is before the consent date "
             f"{participant.consent_date.isoformat()}",
+        )
+    if withdrawn_on is not None and assessed_on > withdrawn_on:
+        raise InvalidInput.field(
+            "assessed_on",
+            "not_after_withdrawal",
+            f"assessed_on: {assessed_on.isoformat()} is after the participant's withdrawal on "
+            f"{withdrawn_on.isoformat()}",
         )
 
 
@@ -183,7 +193,9 @@ def enter(
     if slot is None or slot.randomized_at is None:
         raise Conflict(f"{label} is not randomized: assessments are entered after randomization")
     values = validate_items(data.instrument, data.items)
-    _check_date(data.assessed_on, participant, today)
+    _check_date(
+        data.assessed_on, participant, today, withdrawn_on=withdrawal_date(participant.id, session=session)
+    )
     _version, document = locked_protocol(_trial_of(participant, session=session), session=session)
     day = (data.assessed_on - slot.randomized_at.date()).days
     if visit_code is None:

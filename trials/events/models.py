@@ -175,7 +175,10 @@ class EmergencyUnblinding(Audited, SQLModel, table=True):
     """One participant's arm revealed to a clinician in an emergency: who, when and why.
 
     The arm is deliberately not stored: this row is on the audit trail, which blinded monitors
-    read, and the allocation slot already fixes the arm."""
+    read, and the allocation slot already fixes the arm. A clinical emergency does not wait for
+    an unlock: the database lock does not apply."""
+
+    __database_lock_exempt__ = True
 
     __tablename__ = "emergency_unblinding"
 

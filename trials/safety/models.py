@@ -86,6 +86,7 @@ class Notification(Audited, SQLModel, table=True):
     """An in-app notification to one user about one safety event, adverse event or emergency
     unblinding."""
 
+    __database_lock_exempt__ = True  # a message, not trial data (and emergencies must reach people)
     __tablename__ = "notification"
     __table_args__ = (CheckConstraint(_ABOUT_AT_MOST_ONE, name="about_at_most_one_record"),)
     __audit_exclude__ = frozenset({"read_at"})
@@ -115,6 +116,7 @@ class Notification(Audited, SQLModel, table=True):
 class OutboxMessage(Audited, SQLModel, table=True):
     """An e-mail waiting for the SMTP relay; `sent_at` is set when the relay has sent it."""
 
+    __database_lock_exempt__ = True  # a message, not trial data (and emergencies must reach people)
     __tablename__ = "outbox_message"
     __table_args__ = (CheckConstraint(_ABOUT_AT_MOST_ONE, name="about_at_most_one_record"),)
     __audit_exclude__ = frozenset({"sent_at"})
