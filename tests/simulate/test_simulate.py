@@ -45,6 +45,15 @@ def clinical_content(session: Session) -> dict[str, Any]:
             "SELECT p.label, e.kind, e.item9 FROM safety_event e "
             "JOIN participant p ON p.id = e.participant_id ORDER BY p.label, e.kind, e.item9"
         ),
+        "adverse_events": q(
+            "SELECT p.label, e.term, e.onset_date, e.end_date, e.serious, e.severity, e.relatedness, "
+            "e.outcome FROM adverse_event e JOIN participant p ON p.id = e.participant_id "
+            "ORDER BY p.label, e.onset_date, e.term"
+        ),
+        "dispositions": q(
+            "SELECT p.label, e.kind, e.event_date, e.reason FROM disposition_event e "
+            "JOIN participant p ON p.id = e.participant_id ORDER BY p.label, e.event_date, e.kind"
+        ),
         "list": q("SELECT list_sha256 FROM allocation_list"),
     }
 
@@ -95,6 +104,11 @@ def test_the_simulated_trial_has_what_the_analyses_need(
     assert report.safety_events > 0
     assert report.adverse_events > 0
     assert report.app_use_days > 0
+    assert len(content["adverse_events"]) == report.adverse_events
+    kinds = [d[1] for d in content["dispositions"]]
+    assert sum(kinds.count(k) for k in ("completed", "withdrawal_by_subject", "lost_to_follow_up")) == 90
+    assert kinds.count("stopped_app_use") > 0
+    assert len(kinds) == 90 + report.intercurrent_events
     assert any(a[4] is False or a[4] == 0 for a in content["assessments"])  # out-of-window visits
     # Missing items are missing (NULL), never 0.
     assert any(None in a[5:14] for a in content["assessments"] if a[1] == "PHQ-9")

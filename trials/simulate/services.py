@@ -15,6 +15,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -26,6 +27,8 @@ from trials.core.accounts.permissions import Grant, Principal
 from trials.core.audit import services as audit
 from trials.core.db import utcnow
 from trials.core.errors import Conflict
+from trials.events import services as events
+from trials.events.models import AdverseEventCreate, DispositionCreate
 from trials.participants import services as participants
 from trials.participants.models import Participant, ScreeningCreate
 from trials.randomization import services as randomization
@@ -147,6 +150,7 @@ def simulate(
                     notes="Risk assessment by telephone the same day",
                 )
                 safety.follow_up(code, event.id, follow, session=session, by=by, now=utcnow())
+        _record_events(code, label, course, session=session, by=by, today=today)
         if progress:
             progress(person.index + 1, len(people))
     session.flush()
@@ -169,6 +173,41 @@ def simulate(
         first_date=min(all_dates, default=plan.STUDY_START).isoformat(),
         last_date=max(plan.last_date(courses), max(all_dates, default=plan.STUDY_START)).isoformat(),
     )
+
+
+def _record_events(
+    code: str, label: str, course: plan.Course, *, session: Session, by: Principal, today: date
+) -> None:
+    """Adverse events, then intercurrent events, then the end of study (an intercurrent event
+    may not follow the end of study)."""
+    for ae in course.adverse_events:
+        ended = ae.end_date is not None
+        data = AdverseEventCreate.model_validate(
+            {
+                "term": ae.term,
+                "onset_date": ae.onset_date.isoformat(),
+                "end_date": ae.end_date.isoformat() if ended and ae.end_date else None,
+                "serious": ae.serious,
+                "serious_criteria": ["hospitalization"] if ae.serious else [],
+                "severity": ae.severity,
+                "relatedness": "possible" if ae.related else "not_related",
+                "action": "none",
+                "outcome": "recovered_resolved" if ended else "recovering_resolving",
+            }
+        )
+        events.record_adverse_event(code, label, data, session=session, by=by, today=today)
+    planned = [*course.intercurrent, *([course.disposition] if course.disposition else [])]
+    for event in planned:
+        body: dict[str, Any] = {
+            "kind": event.kind,
+            "event_date": event.on.isoformat(),
+            "reason": event.reason,
+        }
+        if event.kind in ("started_other_treatment", "changed_other_treatment"):
+            body["other_treatment"] = "antidepressant"
+        events.record_disposition(
+            code, label, DispositionCreate.model_validate(body), session=session, by=by, today=today
+        )
 
 
 def _count(kinds: Any) -> dict[str, int]:
