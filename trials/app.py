@@ -35,6 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from protocols import api as protocols_api
     from protocols import views as protocols_views
+    from trials.analyses import api as analyses_api
     from trials.assessments import api as assessments_api
     from trials.assessments import views as assessments_views
     from trials.core import api
@@ -64,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         assessments_api.bp,
         safety_api.bp,
         dblock_api.bp,
+        analyses_api.bp,
         assessments_views.bp,
         epro_views.bp,
         epro_api.bp,

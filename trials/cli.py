@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from protocols.cli import protocol
+from trials.analyses.cli import unblind
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
@@ -56,6 +57,7 @@ main.add_command(db_unlock)
 main.add_command(safety)
 main.add_command(outbox)
 main.add_command(simulate)
+main.add_command(unblind)
 main.add_command(ae)
 main.add_command(disposition)
 main.add_command(unblind_participant)
