@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from analysis.consort import ConsortCounts
     from analysis.mmrm import MmrmResult
+    from analysis.survival import SurvivalCurve
 
 __all__ = [
     "COVARIATE_COLUMNS",
@@ -996,6 +997,7 @@ def run_sap(
             adtte.drop(columns=["arm"], errors="ignore"),
             trial=spec.trial,
             visits=(spec.baseline_visit, *spec.visits),
+            visit_days=spec.visit_days,
             endpoints=spec.endpoints,
             population_flag=_full_analysis_flag(spec),
             population_code=_full_analysis_code(spec),
@@ -1677,10 +1679,21 @@ def _time_to_event(run: _Run, target: _Target) -> None:
                         "at_risk": {f"{t:g}": n for t, n in curve.at_risk},
                         "text": curve.median.text(),
                     },
-                    parameters={"end_of_follow_up_day": ep.day, "method": res.method},
+                    parameters={"end_of_follow_up_day": ep.day},
                     **target.identity(),
                 )
             )
+            for day, record in _survival_at(curve, at_risk_days[1:], spec.alpha):
+                out.append(
+                    replace(
+                        record,
+                        analysis_id=target.aid("KM_SURVIVAL", arm, f"D{day:g}"),
+                        arm=arm,
+                        notes=tuple(notes),
+                        parameters=as_parameters(**record.parameters, arm=arm, end_of_follow_up_day=ep.day),
+                        **target.identity(),
+                    )
+                )
         return out
 
     run.attempt(f"{target.aid('KM')}", km, [])
@@ -1773,6 +1786,37 @@ def _time_to_event(run: _Run, target: _Target) -> None:
 
 def _visit_days(run: _Run, end_day: int) -> list[int]:
     return [*(d for d in run.spec.visit_days if d <= end_day), end_day]
+
+
+def _survival_at(
+    curve: SurvivalCurve, days: Sequence[float], alpha: float
+) -> list[tuple[float, AnalysisRecord]]:
+    """Kaplan-Meier survival and its log-log interval at given days (as R's summary(times=))."""
+    import bisect
+
+    out = []
+    for day in dict.fromkeys(days):
+        k = bisect.bisect_right(curve.time, day) - 1
+        if k < 0:  # before the first observed time
+            s, low, high = 1.0, math.nan, math.nan
+        else:
+            s, low, high = curve.survival[k], curve.ci_low[k], curve.ci_high[k]
+        at_risk = next((n for t, n in zip(curve.time, curve.n_risk, strict=True) if t >= day), 0)
+        out.append(
+            (
+                day,
+                AnalysisRecord(
+                    estimate=s,
+                    ci_low=low,
+                    ci_high=high,
+                    n=curve.n,
+                    method="Kaplan-Meier survival at the day; Greenwood variance; log-log interval",
+                    parameters=as_parameters(day=day, alpha=alpha),
+                    statistics={"n_at_risk": at_risk},
+                ),
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -1925,6 +1969,7 @@ def _run_blinded(
     *,
     trial: str,
     visits: tuple[str, ...],
+    visit_days: tuple[int, ...],
     endpoints: tuple[EndpointSpec, ...],
     population_flag: str,
     population_code: str,
@@ -2011,6 +2056,17 @@ def _run_blinded(
             res = kaplan_meier(data, time="time", event="event", alpha=alpha)
             curve = res.curves[0]
             m = curve.median
+            days = [*(d for d in visit_days if d <= ep.day), ep.day]
+            landmarks = [
+                replace(
+                    record,
+                    analysis_id=_aid(ep.code, "KM_SURVIVAL", POOLED, f"D{day:g}"),
+                    endpoint=ep.code,
+                    population=population_code,
+                    parameters=as_parameters(**record.parameters, end_of_follow_up_day=ep.day, pooled=True),
+                )
+                for day, record in _survival_at(curve, days, alpha)
+            ]
             return [
                 AnalysisRecord(
                     estimate=m.estimate,
@@ -2024,7 +2080,8 @@ def _run_blinded(
                     endpoint=ep.code,
                     population=population_code,
                     statistics={"n_events": curve.n_events, "text": m.text()},
-                )
+                ),
+                *landmarks,
             ]
 
         timed(f"pooled Kaplan-Meier {ep.code}", km_pooled)

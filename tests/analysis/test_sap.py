@@ -35,7 +35,7 @@ from analysis.sap import (
     frames_sha256,
     run_sap,
 )
-from analysis.survival import cox_regression, logrank_test
+from analysis.survival import cox_regression, kaplan_meier, logrank_test
 from protocols.sap_spec import sap_spec_of
 from tests.analysis.sap_trial import TrialFrames, example_document, simulate
 
@@ -413,6 +413,13 @@ def test_time_to_response_censors_at_withdrawal_and_crisis_and_equals_cox_and_lo
     _same(document.record("TT_RESPONSE.E6_TT_RESPONSE.LOGRANK.CBT-ATTN"), lr)
     ph = document.record("TT_RESPONSE.E6_TT_RESPONSE.PH_TEST.CBT-ATTN.arm")
     assert ph.p_value == pytest.approx(next(t.p_value for t in cox.ph_tests if t.term == "arm"), rel=1e-9)
+    km = kaplan_meier(data, time="time", event="event", arm="arm").curve("CBT")
+    median = document.record("TT_RESPONSE.E6_TT_RESPONSE.KM_MEDIAN.CBT")
+    _same(median, km.median)
+    k = max(i for i, t in enumerate(km.time) if t <= 56)
+    at56 = document.record("TT_RESPONSE.E6_TT_RESPONSE.KM_SURVIVAL.CBT.D56")
+    assert (at56.estimate, at56.ci_low, at56.ci_high) == (km.survival[k], km.ci_low[k], km.ci_high[k])
+    assert at56.statistics["n_at_risk"] == int((data.loc[data["arm"] == "CBT", "time"] >= 56).sum())
     # Kaplan-Meier medians are given for every arm of the population
     assert {r.arm for r in document.results if ".E6_TT_RESPONSE.KM_MEDIAN." in r.analysis_id} == set(ARMS)
 
@@ -592,6 +599,7 @@ def test_a_blinded_run_returns_no_arm_level_number(spec: SapSpec, blinded: Resul
         assert r["parameters"].get("pooled") is True
     kinds = {r["analysis_id"].split(".")[0] for r in parsed["results"]}
     assert kinds == {"DESCRIPTIVE", "COMPLETENESS", "TT_RESPONSE", "CONSORT"}
+    assert blinded.record("TT_RESPONSE.KM_SURVIVAL.ALL.D56").n == N
 
 
 def test_permuting_the_arm_labels_leaves_the_blinded_json_byte_identical(
