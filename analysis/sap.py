@@ -360,8 +360,16 @@ class SapSpec:
         -------
         EndpointSpec
             The endpoint.
+
+        Raises
+        ------
+        KeyError
+            If there is none.
         """
-        return next(e for e in self.endpoints if e.code == code)
+        for e in self.endpoints:
+            if e.code == code:
+                return e
+        raise KeyError(code)
 
     def estimand(self, code: str) -> EstimandSpec:
         """Return the estimand of that code.
@@ -375,8 +383,16 @@ class SapSpec:
         -------
         EstimandSpec
             The estimand.
+
+        Raises
+        ------
+        KeyError
+            If there is none.
         """
-        return next(e for e in self.estimands if e.code == code)
+        for e in self.estimands:
+            if e.code == code:
+                return e
+        raise KeyError(code)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1042,7 +1058,10 @@ def _full_analysis_code(spec: SapSpec) -> str:
 
 
 def _difference(fit: MmrmResult, arm: str, visit: str) -> Result:
-    return next(d for d in fit.differences if d.parameters["arm"] == arm and d.parameters["visit"] == visit)
+    for d in fit.differences:
+        if d.parameters["arm"] == arm and d.parameters["visit"] == visit:
+            return d
+    raise _NotEstimable(f"the MMRM has no difference of arm {arm} at visit {visit}")
 
 
 # --------------------------------------------------------------------------------------------
