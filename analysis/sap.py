@@ -1587,16 +1587,26 @@ def _binary(run: _Run, target: _Target) -> None:
                 rec = replace(rec, estimate=math.nan, se=None, ci_low=None, ci_high=None, p_value=None)
             out.append(rec)
         nnt = c.nnt
+        # The interval is (1/U, 1/L) of the risk difference's limits when they exclude 0; when
+        # they include it, the interval runs through infinity and is given as text only.
+        limits = sorted(abs(x) for x in nnt.reciprocal_limits)
+        bounded = all(math.isfinite(x) for x in nnt.reciprocal_limits) and (
+            nnt.reciprocal_limits[0] * nnt.reciprocal_limits[1] > 0
+        )
         out.append(
             AnalysisRecord(
                 estimate=nnt.estimate,
+                ci_low=limits[0] if bounded else None,
+                ci_high=limits[1] if bounded else None,
                 method=(
-                    "number needed to treat, 1 / risk difference; interval from the Newcombe limits "
-                    "(Altman 1998)"
+                    f"number needed to treat ({nnt.kind or 'no difference'}), 1 / |risk difference|; "
+                    "interval from the Newcombe limits (Altman 1998)"
                 ),
                 parameters=as_parameters(visit=ep.visit, alpha=spec.alpha),
                 n=c.n + c.n_reference,
-                notes=notes,
+                notes=notes
+                if bounded
+                else (*notes, "the risk difference's interval includes 0: the NNT interval is in the text"),
                 analysis_id=target.aid("NNT", cmp, ep.visit),
                 statistics={
                     "rounded": nnt.rounded,

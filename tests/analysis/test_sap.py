@@ -368,6 +368,10 @@ def test_responder_analysis_applies_the_composite_strategy_and_equals_newcombe(
     nnt = document.record("PHQ9_RESP_W8.E4_RESPONSE.NNT.CBT-ATTN.W08")
     assert nnt.estimate == pytest.approx(1 / rd.estimate, rel=1e-12)
     assert nnt.statistics["text"].startswith("NNTB ")
+    assert rd.ci_low is not None
+    assert rd.ci_high is not None
+    assert rd.ci_low > 0  # so the NNT interval is bounded: 1 / upper to 1 / lower
+    assert (nnt.ci_low, nnt.ci_high) == (pytest.approx(1 / rd.ci_high), pytest.approx(1 / rd.ci_low))
     odds = document.record("PHQ9_RESP_W8.E4_RESPONSE.OR.CBT-ATTN.W08")
     assert odds.parameters["covariates"] == ("base", "site", "severity_stratum")
     assert odds.p_value is not None
