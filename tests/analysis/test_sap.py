@@ -45,6 +45,7 @@ VISITS = ["W02", "W04", "W06", "W08", "W12"]
 ARMS = ("CBT", "ATTN", "WAIT")
 PRIMARY_ID = "PHQ9_CHG_W8.E1_PRIMARY.MMRM.CBT-ATTN.W08"
 REL = 1e-9  # the runner and the direct call differ only in the order of the rows
+REL_DF = 1e-6  # degrees of freedom and p-values of the MMRM (see _same)
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +196,13 @@ def _fit(data: pd.DataFrame, reference: str = "ATTN", visit: str = "W08") -> Any
 def _same(record: Any, result: Any, rel: float = REL) -> None:
     for name in ("estimate", "se", "df", "ci_low", "ci_high", "p_value"):
         expected = getattr(result, name)
+        # The MMRM's Satterthwaite df come from a Hessian differenced from the gradient, which the
+        # order of the rows moves by about 1e-9 (relative), and the p-value with them.
+        tolerance = max(rel, REL_DF) if name in ("df", "p_value") else rel
         if expected is None:
             assert getattr(record, name) is None, name
         else:
-            assert getattr(record, name) == pytest.approx(expected, rel=rel), name
+            assert getattr(record, name) == pytest.approx(expected, rel=tolerance), name
     assert record.n == result.n
 
 
