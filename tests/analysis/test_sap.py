@@ -746,3 +746,17 @@ def test_an_inconsistent_specification_is_refused(spec: SapSpec) -> None:
         replace(spec, covariates=("baseline", "height"))
     with pytest.raises(ValueError, match="primary estimand"):
         replace(spec, primary_estimand="E9")
+
+
+def test_the_runner_imports_without_the_numerical_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import analysis.sap, analysis.consort\n"
+        "heavy = {'numpy', 'pandas', 'scipy', 'statsmodels', 'lifelines', 'pingouin'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
