@@ -23,11 +23,11 @@ Input frames (loaded by the application; every date a ``datetime.date``):
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from analysis.scoring import RULES
+from analysis.scoring import RULES, ScoringRule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 PARAMCD = {"PHQ-9": "PHQ9TOT", "PHQ-8": "PHQ8TOT", "GAD-7": "GAD7TOT"}
 END_OF_STUDY = ("withdrawal_by_subject", "withdrawal_by_investigator", "lost_to_follow_up", "completed")
 LEFT_TRIAL = ("withdrawal_by_subject", "withdrawal_by_investigator", "lost_to_follow_up")
+WITHDRAWAL = ("withdrawal_by_subject", "withdrawal_by_investigator")
+WINDOW_RULES = ("closest_to_target", "first_in_window", "last_in_window")
 ITEM_COLUMNS = tuple(f"item_{n}" for n in range(1, 11))
 
 
@@ -49,6 +51,22 @@ class VisitSpec:
 
 
 @dataclass(frozen=True)
+class ProratingSpec:
+    """An analysis plan's prorating rule for one instrument.
+
+    Attributes
+    ----------
+    min_answered : int
+        Smallest number of answered scored items for which a total is prorated.
+    required_items : tuple of int
+        Scored items that must be answered for a prorated total.
+    """
+
+    min_answered: int
+    required_items: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """What the analysis plan fixes for the derivations.
 
@@ -58,8 +76,13 @@ class DatasetSpec:
         The schedule, baseline (day 0) included.
     tie_break : {"earlier", "later"}
         Which of two records equally close to a visit's target day is analysed.
+    window_rule : {"closest_to_target", "first_in_window", "last_in_window"}
+        Which scorable record of a visit's analysis window is analysed.
     prorate : bool
-        Whether totals are prorated (the default rule of `analysis.scoring`).
+        Whether totals are prorated at all.
+    prorating : Mapping[str, ProratingSpec] or None
+        The plan's prorating rules by instrument; an instrument without a rule is never
+        prorated. None keeps the default rules of `analysis.scoring` (PHQ-9 and GAD-7).
     response_reduction_percent : float
         Response: a reduction from baseline of at least this percentage (baseline > 0).
     remission_below : Mapping[str, int]
@@ -82,7 +105,9 @@ class DatasetSpec:
 
     visits: tuple[VisitSpec, ...]
     tie_break: Literal["earlier", "later"] = "earlier"
+    window_rule: Literal["closest_to_target", "first_in_window", "last_in_window"] = "closest_to_target"
     prorate: bool = True
+    prorating: Mapping[str, ProratingSpec] | None = None
     response_reduction_percent: float = 50.0
     remission_below: Mapping[str, int] = field(default_factory=lambda: {"PHQ-9": 5, "GAD-7": 5})
     treatment_end_day: int = 56
@@ -102,6 +127,30 @@ class DatasetSpec:
     def post_baseline(self) -> tuple[VisitSpec, ...]:
         """Visits after day 0, in order."""
         return tuple(sorted((v for v in self.visits if v.day > 0), key=lambda v: v.day))
+
+    def scoring_rule(self, instrument: str) -> ScoringRule:
+        """Return the scoring rule of an instrument with the plan's prorating rule applied.
+
+        Parameters
+        ----------
+        instrument : str
+            Instrument code, e.g. ``"PHQ-9"``.
+
+        Returns
+        -------
+        ScoringRule
+            The default rule of `analysis.scoring` when ``prorating`` is None; otherwise that
+            rule with ``min_answered`` and ``required_items`` from the plan, or with
+            prorating switched off (every scored item required) when the plan gives the
+            instrument no rule.
+        """
+        rule = RULES[instrument]
+        if self.prorating is None:
+            return rule
+        own = self.prorating.get(instrument)
+        if own is None:
+            return replace(rule, min_answered=rule.n_scored, required_items=())
+        return replace(rule, min_answered=own.min_answered, required_items=tuple(own.required_items))
 
 
 class _Row:
@@ -181,11 +230,14 @@ def parameter_by_visit(
     -----
     Baseline is the last scorable record on or before the randomization day. A post-baseline
     record belongs to the visit whose analysis window (:func:`analysis_windows`) holds its day;
-    per participant, parameter and visit the scorable record closest to the target day is
-    analysed (``anl01fl``), ties broken by ``tie_break``. ``chg = aval - base``;
+    per participant, parameter and visit one scorable record is analysed (``anl01fl``), chosen
+    by ``window_rule``: the one closest to the target day (ties broken by ``tie_break``), the
+    first or the last of the window (records of the same day: the first in input order).
+    ``chg = aval - base``;
     ``pchg = 100 chg / base`` (missing when base is 0). Response: ``pchg <= -R`` with R the
     plan's reduction percentage and base > 0; remission: ``aval`` below the instrument's
-    threshold. Totals are prorated by the default rule when ``prorate`` is set.
+    threshold. Totals are prorated when ``prorate`` is set, by the rule of
+    :meth:`DatasetSpec.scoring_rule`.
     """
     import pandas as pd
 
@@ -197,9 +249,11 @@ def parameter_by_visit(
     ]  # fmt: skip
     if assessments.empty:
         return pd.DataFrame(columns=columns)
+    if spec.window_rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, not {spec.window_rule!r}")
     frames = []
     for instrument, group in assessments.groupby("instrument", sort=True):
-        rule = RULES[str(instrument)]
+        rule = spec.scoring_rule(str(instrument))
         item_columns = {n: f"item_{n}" for n in range(1, rule.n_items + 1)}
         scored = score_frame(group, rule, item_columns=item_columns, prorate=spec.prorate)
         frames.append(
@@ -230,13 +284,19 @@ def parameter_by_visit(
         records.loc[inside, "avisit"] = visit.code
         records.loc[inside, "avisitn"] = visit.day
 
-    # The analysed record per participant, parameter and visit: scorable, closest to target.
+    # The analysed record per participant, parameter and visit: scorable, then by the rule.
+    records["order"] = range(len(records))
     records["distance"] = (records["ady"] - records["avisitn"].astype("Float64")).abs()
     records["tie"] = records["ady"] if spec.tie_break == "earlier" else -records["ady"]
     is_baseline = records["avisit"] == baseline.code
-    # Baseline: the last record on or before randomization (distance to day 0).
+    if spec.window_rule == "first_in_window":
+        records["distance"] = records["ady"].astype("Float64")
+    elif spec.window_rule == "last_in_window":
+        records["distance"] = -records["ady"].astype("Float64")
+    # Baseline: the last record on or before randomization (distance to day 0), whatever the rule.
+    records.loc[is_baseline, "distance"] = -records.loc[is_baseline, "ady"].astype("Float64")
     candidates = records[records["avisit"].notna() & records["aval"].notna()].sort_values(
-        ["subject", "paramcd", "avisitn", "distance", "tie"]
+        ["subject", "paramcd", "avisitn", "distance", "tie", "order"], kind="stable"
     )
     chosen = candidates.groupby(["subject", "paramcd", "avisitn"], sort=False).head(1).index
     records["anl01fl"] = None
@@ -305,7 +365,8 @@ def subject_level(
     pandas.DataFrame
         Columns of `subjects` plus ``fasfl``, ``pprotfl``, ``saffl`` ("Y"/"N"),
         ``base_phq9``, ``base_gad7``, ``last_visit_on``, ``eos_status`` (end-of-study kind or
-        "ongoing"), ``eos_on``, ``left_trial_on`` (withdrawal or loss to follow-up), one
+        "ongoing"), ``eos_on``, ``left_trial_on`` (withdrawal or loss to follow-up),
+        ``withdrawal_on`` (withdrawal by the participant or the investigator), one
         ``<kind>_on`` column per intercurrent event kind (first date), and app use:
         ``use_days``, ``use_sessions``, ``use_minutes``, ``modules_completed``,
         ``modules_by_pp_day``, ``first_use_on``, ``last_use_on``.
@@ -329,6 +390,7 @@ def subject_level(
     out["eos_status"] = out["subject"].map(eos.set_index("subject")["kind"]).fillna("ongoing")
     out["eos_on"] = out["subject"].map(eos.set_index("subject")["on"])
     out["left_trial_on"] = out["subject"].map(_first_date(events, LEFT_TRIAL))
+    out["withdrawal_on"] = out["subject"].map(_first_date(events, WITHDRAWAL))
     for kind in (
         "stopped_app_use",
         "started_other_treatment",

@@ -231,3 +231,104 @@ def test_time_to_event_events_and_censoring_with_cdisc_cnsr() -> None:
     assert set(tte["cnsr"]) == {0, 1}
     assert tte.loc[("TTLEAVE", "B"), "evntdesc"] == "left the trial"
     assert tte.loc[("TTLEAVE", "C"), "cnsdtdsc"] == "end of follow-up"
+
+
+def _window_records(rule: str) -> pd.DataFrame:
+    s = subjects(("A", "CBT"))
+    a = frame(
+        phq9("A", -3, 2, 2, 2, 2, 2, 2, 2, 2, 0),  # 16: baseline under every rule (last <= day 0)
+        phq9("A", -1, 2, 2, 2, 2, 2, 2, 2, 1, 0),  # 15
+        phq9("A", 12, 2, 2, 2, 1, 1, 1, 1, 1, 0),  # 11: first of W02's window (1-21)
+        phq9("A", 14, 1, 1, 1, 1, 1, 1, 1, 1, 0),  # 8: on target
+        phq9("A", 20, 1, 1, 1, 1, 1, 1, 1, 0, 0),  # 7: last of W02's window
+        phq9("A", 21, 1, 1, 1, 1, 1, 1, 1, None, None),  # unscorable: never analysed
+        phq9("A", 30, 1, 1, 1, 1, 1, 1, 1, 1, 1),  # 9: the only W04 record
+    )
+    spec = d.DatasetSpec(visits=SPEC.visits, window_rule=rule)  # type: ignore[arg-type]
+    r = d.parameter_by_visit(s, a, spec)
+    return r[r["anl01fl"] == "Y"].set_index("avisit")
+
+
+def test_windowing_rules_choose_the_closest_the_first_or_the_last_scorable_record() -> None:
+    closest = _window_records("closest_to_target")
+    first = _window_records("first_in_window")
+    last = _window_records("last_in_window")
+    for chosen in (closest, first, last):
+        assert chosen.loc["BL", "ady"] == -1  # baseline: the last record on or before day 0
+        assert chosen.loc["W04", "ady"] == 30
+        assert chosen.loc["W02", "base"] == 15
+    assert closest.loc["W02", "ady"] == 14
+    assert first.loc["W02", "ady"] == 12
+    assert last.loc["W02", "ady"] == 20  # day 21 is in the window but has no total
+
+
+def test_an_unknown_windowing_rule_is_refused() -> None:
+    spec = d.DatasetSpec(visits=SPEC.visits, window_rule="median_in_window")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="window_rule"):
+        d.parameter_by_visit(subjects(("A", "CBT")), frame(phq9("A", 0, *[1] * 9)), spec)
+
+
+def gad7(subject: str, day: int, *items: int | None) -> dict[str, object]:
+    row = phq9(subject, day, *items)
+    row["instrument"] = "GAD-7"
+    return row
+
+
+def test_the_plans_prorating_rules_replace_the_defaults() -> None:
+    s = subjects(("A", "CBT"))
+    a = frame(
+        phq9("A", 0, 2, 2, 2, 2, 2, 2, 2, None, 1),  # 8 of 9, item 9 answered: 15 x 9 / 8 = 16.875 -> 17
+        phq9("A", 14, 2, 2, 2, 2, 2, 2, None, None, 1),  # 7 of 9: 13 x 9 / 7 = 16.71 -> 17 by default
+        phq9("A", 28, 2, 2, 2, 2, 2, 2, 2, 2, None),  # item 9 missing
+        gad7("A", 0, 1, 1, 1, 1, 1, None, None),  # 5 of 7: prorated only under a rule allowing 5
+    )
+    default = d.parameter_by_visit(s, a, SPEC).set_index(["paramcd", "ady"])
+    assert default.loc[("PHQ9TOT", 0), "aval"] == 17
+    assert default.loc[("PHQ9TOT", 14), "aval"] == 17
+    assert pd.isna(default.loc[("PHQ9TOT", 28), "aval"])
+    assert pd.isna(default.loc[("GAD7TOT", 0), "aval"])
+
+    # PHQ-9: 8 of 9 with item 9 required; GAD-7: 5 of 7 (5 x 7 / 5 = 7, flagged as prorated).
+    strict = d.DatasetSpec(
+        visits=SPEC.visits,
+        prorating={"PHQ-9": d.ProratingSpec(8, (9,)), "GAD-7": d.ProratingSpec(5)},
+    )
+    r = d.parameter_by_visit(s, a, strict).set_index(["paramcd", "ady"])
+    assert r.loc[("PHQ9TOT", 0), "aval"] == 17
+    assert r.loc[("PHQ9TOT", 0), "dtype"] == "PRORATED"
+    assert pd.isna(r.loc[("PHQ9TOT", 14), "aval"])  # 7 answered is now too few
+    assert pd.isna(r.loc[("PHQ9TOT", 28), "aval"])
+    assert r.loc[("GAD7TOT", 0), "aval"] == 7
+    assert r.loc[("GAD7TOT", 0), "items_answered"] == 5
+
+    # Item 1 required as well as 9: the record missing item 8 but answering 1 and 9 still counts.
+    required = d.DatasetSpec(visits=SPEC.visits, prorating={"PHQ-9": d.ProratingSpec(7, (1, 9))})
+    r = d.parameter_by_visit(s, a, required).set_index(["paramcd", "ady"])
+    assert r.loc[("PHQ9TOT", 0), "aval"] == 17
+    # GAD-7 has no rule in that plan: never prorated.
+    assert pd.isna(r.loc[("GAD7TOT", 0), "aval"])
+    assert d.DatasetSpec(visits=SPEC.visits, prorating={}).scoring_rule("GAD-7").min_answered == 7
+
+
+def test_a_required_item_missing_blocks_prorating() -> None:
+    s = subjects(("A", "CBT"))
+    a = frame(phq9("A", 0, None, 2, 2, 2, 2, 2, 2, 2, 1))  # 8 of 9 but item 1 missing
+    spec = d.DatasetSpec(visits=SPEC.visits, prorating={"PHQ-9": d.ProratingSpec(7, (1, 9))})
+    assert pd.isna(d.parameter_by_visit(s, a, spec)["aval"].iloc[0])
+    assert d.parameter_by_visit(s, a, SPEC)["aval"].iloc[0] == 17  # 15 x 9 / 8 = 16.875 -> 17
+
+
+def test_withdrawal_date_is_kept_apart_from_loss_to_follow_up() -> None:
+    s = subjects(("A", "CBT"), ("B", "CBT"))
+    a = frame(phq9("A", 0, *[1] * 9), phq9("B", 0, *[1] * 9))
+    events = pd.DataFrame(
+        [
+            {"subject": "A", "kind": "withdrawal_by_investigator", "on": R + timedelta(days=9)},
+            {"subject": "B", "kind": "lost_to_follow_up", "on": R + timedelta(days=30)},
+        ]
+    )
+    use = pd.DataFrame(columns=["subject", "day", "sessions", "minutes", "modules_completed"])
+    adsl = d.subject_level(s, d.parameter_by_visit(s, a, SPEC), events, use, SPEC).set_index("subject")
+    assert adsl.loc["A", "withdrawal_on"] == R + timedelta(days=9)
+    assert pd.isna(adsl.loc["B", "withdrawal_on"])
+    assert adsl.loc["B", "left_trial_on"] == R + timedelta(days=30)
