@@ -20,6 +20,7 @@ class Permission(StrEnum):
     MANAGE_PROTOCOL = "manage_protocol"  # register, amend and lock protocols and SAPs
     VIEW_ALLOCATION = "view_allocation"  # randomization list and arms (unblinded only)
     LOCK_DATABASE = "lock_database"  # lock and unlock a trial's database (the sponsor's decision)
+    VIEW_RESULTS = "view_results"  # the analysis results (pooled until the trial is unblinded)
     UNBLIND_TRIAL = "unblind_trial"  # release arm-level results (locked plan and database first)
     EMERGENCY_UNBLIND = "emergency_unblind"  # reveal one participant's arm in a clinical emergency
     VIEW_IDENTIFIERS = "view_identifiers"  # a participant's name and contact details (at their site)
@@ -33,13 +34,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_PROTOCOL,
             Permission.LOCK_DATABASE,
             Permission.UNBLIND_TRIAL,
+            Permission.VIEW_RESULTS,
         }
     ),
-    Role.STATISTICIAN_BLINDED: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
+    Role.STATISTICIAN_BLINDED: frozenset(
+        {Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.VIEW_RESULTS}
+    ),
     # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
     Role.STATISTICIAN_UNBLINDED: frozenset(
-        {Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION, Permission.UNBLIND_TRIAL}
+        {Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION, Permission.UNBLIND_TRIAL, Permission.VIEW_RESULTS}
     ),
     Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA, Permission.VIEW_IDENTIFIERS}),
     Role.CLINICIAN: frozenset(
@@ -71,6 +75,7 @@ READ_PERMISSIONS = frozenset(
         Permission.VIEW_TRIAL,
         Permission.VIEW_ALLOCATION,
         Permission.VIEW_IDENTIFIERS,
+        Permission.VIEW_RESULTS,
     }
 )
 
