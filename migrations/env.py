@@ -7,12 +7,15 @@ from typing import Any, Literal
 from alembic import context
 
 import protocols.models  # noqa: F401
+import trials.analyses.models  # noqa: F401
 import trials.assessments.models  # noqa: F401
 import trials.core.accounts.models  # noqa: F401
 import trials.core.audit.models  # noqa: F401
 import trials.core.signatures.models  # noqa: F401
 import trials.dblock.models  # noqa: F401
 import trials.engagement.models  # noqa: F401
+import trials.epro.models  # noqa: F401
+import trials.events.models  # noqa: F401
 import trials.imports.models  # noqa: F401
 import trials.participants.models  # noqa: F401
 import trials.randomization.models  # noqa: F401

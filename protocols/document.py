@@ -653,7 +653,9 @@ class PrimaryAnalysis(_Model):
     estimand: Code
     model: Literal["mmrm"] = "mmrm"
     covariance: Literal["unstructured"] = "unstructured"
-    df_method: Literal["satterthwaite", "kenward_roger"]
+    # Kenward-Roger is not offered: no independent reference implementation of it for an
+    # unstructured-covariance MMRM is available to validate ours against.
+    df_method: Literal["satterthwaite"]
     estimation: Literal["reml"] = "reml"
     covariates: list[Covariate]
 

@@ -139,9 +139,11 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
     from trials.core.accounts import services
 
     out = tmp_path / "out"
-    result = run(fresh_database_url, "demo", "--out", str(out), "--json")
+    result = run(fresh_database_url, "demo", "--out", str(out), "--participants", "15", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
+    assert data["simulation"]["simulated"] is True
+    assert data["simulation"]["randomized"] == 15
     roles = {a["role"] for a in data["accounts"]}
     assert roles == {
         "admin",
@@ -155,6 +157,10 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
     assert (out / "demo.json").exists()
     again = json.loads(run(fresh_database_url, "demo", "--out", str(out), "--json").output)
     assert again["accounts"][0]["password"] != data["accounts"][0]["password"]
+    assert again["simulation"] == {
+        "simulated": False,
+        "participants_on_record": data["simulation"]["screened"],
+    }
     engine = make_engine(fresh_database_url)
     from sqlmodel import Session
 

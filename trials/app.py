@@ -35,17 +35,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from protocols import api as protocols_api
     from protocols import views as protocols_views
+    from trials.analyses import api as analyses_api
     from trials.assessments import api as assessments_api
+    from trials.assessments import views as assessments_views
     from trials.core import api
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
     from trials.dblock import api as dblock_api
     from trials.engagement import api as engagement_api
+    from trials.epro import api as epro_api
+    from trials.epro import views as epro_views
+    from trials.events import api as events_api
     from trials.imports import api as imports_api
     from trials.imports import views as imports_views
     from trials.participants import api as participants_api
+    from trials.participants import views as participants_views
     from trials.randomization import api as randomization_api
+    from trials.randomization.reads import participant_reads
     from trials.safety import api as safety_api
 
     for blueprint in (
@@ -62,8 +69,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         assessments_api.bp,
         safety_api.bp,
         dblock_api.bp,
+        analyses_api.bp,
+        assessments_views.bp,
+        epro_views.bp,
+        epro_api.bp,
+        events_api.bp,
         engagement_api.bp,
         imports_api.bp,
     ):
         app.register_blueprint(blueprint)
+    # The participant pages show what the packages above participants add: randomization
+    # (the arm for unblinded roles only), then the schedule and assessments, then self-report.
+    participants_views.init_app(
+        app,
+        reads=participant_reads,
+        sections=(assessments_views.participant_section, epro_views.participant_section),
+    )
     return app

@@ -12,14 +12,17 @@ from typing import Any
 import click
 
 from protocols.cli import protocol
+from trials.analyses.cli import unblind
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
 from trials.dblock.cli import db_lock, db_unlock
+from trials.events.cli import ae, disposition, unblind_participant, unblindings
 from trials.imports.cli import import_file, import_history, import_template
 from trials.participants.cli import participants
 from trials.randomization.cli import allocation, go_live, list_participants, randomize
 from trials.safety.cli import outbox, safety
+from trials.simulate.cli import simulate
 
 
 def _create_app() -> Any:
@@ -57,6 +60,12 @@ main.add_command(import_history)
 main.add_command(import_template)
 main.add_command(safety)
 main.add_command(outbox)
+main.add_command(simulate)
+main.add_command(unblind)
+main.add_command(ae)
+main.add_command(disposition)
+main.add_command(unblind_participant)
+main.add_command(unblindings)
 
 
 @main.group("db")
@@ -144,6 +153,15 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
         if p["signature"]:
             lines.append(f"  signed: {p['signature']}")
         lines.append(f"Live: allocation list sha256 {p['allocation']['list_sha256']}")
+        sim = data["simulation"]
+        if sim["simulated"]:
+            lines.append(
+                f"Simulated: {sim['screened']} screened, {sim['randomized']} randomized {sim['arms']}, "
+                f"{sim['assessments']} assessments, {sim['safety_events']} safety events, "
+                f"dates {sim['first_date']} to {sim['last_date']} (seed {sim['seed']})"
+            )
+        else:
+            lines.append(f"Already simulated: {sim['participants_on_record']} participants on record")
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
 

@@ -4,7 +4,6 @@ Later steps (protocol registration, simulated conduct, analysis, report) join he
 built; each step is idempotent so the command can be run again on the same database.
 """
 
-import hashlib
 import json
 import secrets
 from pathlib import Path
@@ -18,6 +17,7 @@ from trials.core.accounts.models import GrantCreate, Role, SiteCreate, Trial, Tr
 from trials.core.audit import services as audit
 from trials.core.db import db
 from trials.core.errors import InvalidInput, NotFound
+from trials.simulate.services import allocation_seed
 
 
 def _password() -> str:
@@ -101,13 +101,32 @@ def _go_live(code: str, seed: int) -> dict[str, Any]:
             sql_select(AllocationList).where(AllocationList.trial_id == trial.id)
         ).first()
         if allocation is None:
-            seed_bytes = hashlib.sha256(f"trials demo allocation seed {seed}".encode()).digest()
+            # The seed `trials simulate` derives from the same number: the same list either way.
+            seed_bytes = allocation_seed(seed)
             allocation = randomization.go_live(code, session=session, by=sponsor, seed=seed_bytes)
         return {
             "list_sha256": allocation.list_sha256,
             "seed_sha256": allocation.seed_sha256,
             "slots_per_stratum": allocation.slots_per_stratum,
         }
+
+
+def _simulate(code: str, participants: int, seed: int) -> dict[str, Any]:
+    """The example trial's conduct, simulated through the platform's services (once: a trial
+    that already has participants is left as it is)."""
+    import dataclasses
+
+    from trials.participants.models import Participant
+    from trials.simulate import services as simulation
+
+    with db.transaction() as session:
+        trial = services.get_trial(code, session=session)
+        existing = session.exec(select(Participant.id).where(Participant.trial_id == trial.id)).first()
+        if existing is not None:
+            count = len(session.exec(select(Participant.id).where(Participant.trial_id == trial.id)).all())
+            return {"simulated": False, "participants_on_record": count}
+        report = simulation.simulate(code, participants_wanted=participants, seed=seed, session=session)
+        return {"simulated": True, **dataclasses.asdict(report)}
 
 
 def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
@@ -149,6 +168,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
             )
     protocol = _register_and_lock_protocol(accounts)
     protocol["allocation"] = _go_live(protocol["trial"], seed)
+    simulation = _simulate(protocol["trial"], participants, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "protocol": protocol,
@@ -156,6 +176,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
         "sites": [s.code for s in sites],
         "participants": participants,
         "seed": seed,
+        "simulation": simulation,
         "out_dir": str(out_dir),
     }
     (out_dir / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

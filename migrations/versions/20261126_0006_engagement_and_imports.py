@@ -8,7 +8,7 @@ Reviewed after autogenerate:
   refuses it too, in trials.imports.models).
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0009
 Create Date: 2026-11-26 15:34:58.681852
 """
 
@@ -19,7 +19,7 @@ import sqlmodel.sql.sqltypes  # noqa: F401
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

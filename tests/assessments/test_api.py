@@ -10,6 +10,7 @@ from sqlmodel import Session, col
 
 from tests.assessments.conftest import (
     BASE,
+    CODE,
     TODAY,
     chain_verifies,
     counts,
@@ -82,6 +83,26 @@ def test_a_bad_date_is_422_naming_the_rule(
     when = TODAY.fromordinal(assessed_on).isoformat()
     assert rules(problem(submit(client, label, h["lds"], assessed_on=when), 422)) == {("assessed_on", rule)}
     assert counts(session) == before
+
+
+def test_an_assessment_dated_after_a_withdrawal_is_refused(
+    client: Any, session: Session, h: Any, make_participant: Any, people: Any
+) -> None:
+    from trials.events import services as events
+    from trials.events.models import DispositionCreate
+
+    label = make_participant()
+    withdrawn = DispositionCreate.model_validate(
+        {"kind": "withdrawal_by_subject", "event_date": day(20), "reason": "no longer wishes to take part"}
+    )
+    events.record_disposition(CODE, label, withdrawn, session=session, by=people["lds"], today=TODAY)
+    session.flush()
+    before = counts(session)
+    assert rules(problem(submit(client, label, h["lds"], assessed_on=day(28)), 422)) == {
+        ("assessed_on", "not_after_withdrawal")
+    }
+    assert counts(session) == before
+    ok(submit(client, label, h["lds"], assessed_on=day(14)), 201)  # before the withdrawal: accepted
 
 
 def test_phq8_has_no_item_9_and_an_unknown_instrument_is_refused(

@@ -50,3 +50,15 @@ def test_no_debugger_outside_development(tmp_path: Any, monkeypatch: pytest.Monk
 def test_unknown_environment_name_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="ENV"):
         create_app({"ENV": "staging", "SECRET_KEY": "k"})
+
+
+def test_the_command_line_reports_a_refused_configuration_without_a_traceback(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from trials.cli import main
+
+    env = {"TRIALS_DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite", "TRIALS_ENV": "production"}
+    result = CliRunner().invoke(main, ["audit", "head"], env={**env, "TRIALS_SECRET_KEY": ""})
+    assert result.exit_code == 1
+    assert "configuration: SECRET_KEY is required" in result.output
+    assert "Traceback" not in result.output

@@ -164,3 +164,15 @@ def many_participants(session: Session, people: dict[str, Principal]) -> Callabl
         return [randomize_in_the_past(session, by, site, days_ago=randomized_days_ago) for _ in range(n)]
 
     return make
+
+
+def withdraw(session: Session, by: Principal, label: str, on: str) -> None:
+    """Record the participant's withdrawal on the ISO date `on`."""
+    from trials.events import services as events
+    from trials.events.models import DispositionCreate
+
+    data = DispositionCreate.model_validate(
+        {"kind": "withdrawal_by_subject", "event_date": on, "reason": "no longer wishes to take part"}
+    )
+    events.record_disposition(CODE, label, data, session=session, by=by, today=TODAY)
+    session.flush()

@@ -19,6 +19,7 @@ from tests.imports.conftest import (
     post_csv,
     refused,
     stored,
+    withdraw,
 )
 from trials.assessments.models import Assessment, DataQuery
 from trials.assessments.services import validate_items
@@ -181,6 +182,20 @@ def test_a_date_in_the_future_or_before_consent_is_refused(
     errors = refused(upload(client, h, [assessment_row(label, TODAY.fromordinal(when).isoformat(), *CLEAN)]))
     assert cells(errors) == {(2, "assessed_on", rule)}
     assert stored(session) == before
+
+
+def test_a_date_after_the_participants_withdrawal_is_refused(
+    client: Any, session: Session, h: Any, make_participant: Any, people: Any
+) -> None:
+    label = make_participant()
+    withdraw(session, people["lds"], label, day(20))
+    before = stored(session)
+    errors = refused(
+        upload(client, h, [assessment_row(label, day(14), *CLEAN), assessment_row(label, day(28), *CLEAN)])
+    )
+    assert cells(errors) == {(3, "assessed_on", "not_after_withdrawal")}
+    assert stored(session) == before
+    assert ok(upload(client, h, [assessment_row(label, day(14), *CLEAN)]), 201)["row_count"] == 1
 
 
 @pytest.mark.parametrize("cell", ["2026-13-01", "01/02/2026", "2026-1-5", "20261105", "", "tomorrow"])

@@ -17,6 +17,7 @@ from tests.imports.conftest import (
     post_csv,
     refused,
     stored,
+    withdraw,
 )
 from trials.engagement.models import EngagementDay
 
@@ -120,3 +121,23 @@ def test_bad_days_participants_and_duplicates_are_refused(
         (10, "participant", "not_randomized"),
     }
     assert stored(session) == before
+
+
+def test_a_day_after_the_participants_withdrawal_is_refused(
+    client: Any, session: Session, h: Any, make_participant: Any, people: Any
+) -> None:
+    label = make_participant()
+    withdraw(session, people["lds"], label, day(20))
+    before = stored(session)
+    errors = refused(upload(client, h, [engagement_row(label, day(20)), engagement_row(label, day(21))]))
+    assert cells(errors) == {(3, "day", "not_after_withdrawal")}
+    assert stored(session) == before
+    api = client.post(
+        f"{BASE}/participants/{label}/engagement",
+        json={"days": [{"day": day(21), "sessions": 1, "minutes": 5, "modules_completed": 0}]},
+        headers=h["lds"],
+    )
+    assert api.status_code == 422
+    assert {(e["field"], e["rule"]) for e in api.get_json()["errors"]} == {
+        ("days[0].day", "not_after_withdrawal")
+    }

@@ -247,6 +247,12 @@ INVALID_CASES: list[InvalidCase] = [
         "instrument_not_collected",
     ),
     InvalidCase(
+        "kenward_roger_not_offered",
+        _set("sap.primary_analysis.df_method", "kenward_roger"),
+        "sap.primary_analysis.df_method",
+        "literal_error",
+    ),
+    InvalidCase(
         "severity_stratum_from_another_instrument",
         _set("randomization.severity_instrument", "GAD-7"),
         "randomization.severity_instrument",

@@ -37,7 +37,7 @@ from tests.protocols.invalid_cases import (
 # change to the canonical form (or to the example) is noticed: the hash of a locked SAP must
 # never drift. Changing the example (or the schema's defaults) requires updating this value,
 # and changing the canonical form requires a new schema_version.
-EXAMPLE_HASH = "ed5c75650af26319c5d3d6e2432282f9be9912413cc469d9b15041bfc54618ca"
+EXAMPLE_HASH = "8d6cb1a004bca304ec5e4278a5addea0c8ffc2b3cdf83a05f86f198c32f07673"
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol-format.md"
 
@@ -163,7 +163,7 @@ SINGLE_FIELD_CHANGES: list[tuple[str, Callable[[Data], None]]] = [
     ("app_version", lambda d: d["arms"][0].update(app_version="3.2.1")),
     ("visit_window", lambda d: d["visits"][4].update(window_after=6)),
     ("alpha", lambda d: d["sap"].update(alpha=0.025)),
-    ("df_method", lambda d: d["sap"]["primary_analysis"].update(df_method="satterthwaite")),
+    ("mi_seed", lambda d: d["sap"]["missing_data"]["multiple_imputation"].update(seed=1)),
     (
         "hierarchy_order",
         lambda d: d["sap"]["testing_hierarchy"]["endpoints"].insert(

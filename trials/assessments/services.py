@@ -25,6 +25,7 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
 from trials.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from trials.events.services import withdrawal_date
 from trials.participants.models import Participant
 from trials.participants.services import get_participant, locked_protocol, trial_by_code, visible_site_ids
 from trials.randomization.services import slot_of
@@ -81,8 +82,11 @@ def validate_items(instrument: str, items: Items, *, field: str = "items") -> di
     return values
 
 
-def check_assessed_on(assessed_on: date, consent_date: date | None, today: date) -> None:
-    """An assessment is dated neither in the future nor before the participant's consent."""
+def check_assessed_on(
+    assessed_on: date, consent_date: date | None, today: date, *, withdrawn_on: date | None = None
+) -> None:
+    """An assessment is dated neither in the future, nor before the participant's consent, nor
+    after their withdrawal."""
     if assessed_on > today:
         raise InvalidInput.field(
             "assessed_on", "not_future", f"assessed_on: {assessed_on.isoformat()} is in the future"
@@ -93,17 +97,33 @@ def check_assessed_on(assessed_on: date, consent_date: date | None, today: date)
             "not_before_consent",
             f"assessed_on: {assessed_on.isoformat()} is before the consent date {consent_date.isoformat()}",
         )
+    if withdrawn_on is not None and assessed_on > withdrawn_on:
+        raise InvalidInput.field(
+            "assessed_on",
+            "not_after_withdrawal",
+            f"assessed_on: {assessed_on.isoformat()} is after the participant's withdrawal on "
+            f"{withdrawn_on.isoformat()}",
+        )
 
 
-def _check_date(assessed_on: date, participant: Participant, today: date) -> None:
-    check_assessed_on(assessed_on, participant.consent_date, today)
+def _check_date(
+    assessed_on: date, participant: Participant, today: date, *, withdrawn_on: date | None = None
+) -> None:
+    check_assessed_on(assessed_on, participant.consent_date, today, withdrawn_on=withdrawn_on)
 
 
-def out_of_window_message(instrument: str, assessed_on: date, visit: VisitAssignment, target_day: int) -> str:
-    """The data query's text for an assessment outside every visit window."""
+def out_of_window_message(
+    instrument: str, assessed_on: date, visit: VisitAssignment, target_day: int, *, asked_for: bool = False
+) -> str:
+    """The data query's text for an assessment outside every visit window (or, `asked_for`,
+    outside the window of the visit it was asked for)."""
+    where = (
+        "outside the window of the visit it was asked for,"
+        if asked_for
+        else "outside every visit window; assigned to the nearest visit"
+    )
     return (
-        f"{instrument} of {assessed_on.isoformat()} is on day {visit.day} from "
-        f"randomization, outside every visit window; assigned to the nearest visit "
+        f"{instrument} of {assessed_on.isoformat()} is on day {visit.day} from randomization, {where} "
         f"{visit.visit_code} (day {target_day})"
     )
 
@@ -172,14 +192,40 @@ def submit(
     authorize(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
     )
+    return enter(participant, data, session=session, entered_by=by.username, today=today)
+
+
+def enter(
+    participant: Participant,
+    data: AssessmentCreate,
+    *,
+    session: Session,
+    entered_by: str,
+    today: date,
+    source: str = "site",
+    visit_code: str | None = None,
+) -> tuple[Assessment, list[SafetyEvent]]:
+    """Store an assessment of a participant whose entry the caller has authorized: site staff
+    through `submit`, the participant through their self-report link (`source="participant"`).
+
+    The visit is the one whose window holds the date, or `visit_code` when the assessment
+    was asked for a given visit (a self-report link); out of that visit's window, it gets a
+    data query either way."""
+    label = participant.label
     slot = slot_of(participant, session=session)
     if slot is None or slot.randomized_at is None:
         raise Conflict(f"{label} is not randomized: assessments are entered after randomization")
     values = validate_items(data.instrument, data.items)
-    _check_date(data.assessed_on, participant, today)
+    _check_date(
+        data.assessed_on, participant, today, withdrawn_on=withdrawal_date(participant.id, session=session)
+    )
     _version, document = locked_protocol(_trial_of(participant, session=session), session=session)
     day = (data.assessed_on - slot.randomized_at.date()).days
-    visit = assign_visit(day, list(document.visits))
+    if visit_code is None:
+        visit = assign_visit(day, list(document.visits))
+    else:
+        first, last = document.visit(visit_code).window
+        visit = VisitAssignment(visit_code, first <= day <= last, day)
     # Submissions for one participant queue on the participant's row (PostgreSQL; SQLite's
     # immediate transactions already do): two at once cannot both pass the duplicate check.
     session.exec(select(Participant.id).where(Participant.id == participant.id).with_for_update()).one()
@@ -202,8 +248,8 @@ def submit(
         assessed_on=data.assessed_on,
         visit_code=visit.visit_code,
         in_window=visit.in_window,
-        source="site",
-        entered_by=by.username,
+        source=source,
+        entered_by=entered_by,
     )
     _set_items(assessment, values)
     session.add(assessment)
@@ -216,7 +262,11 @@ def submit(
                 assessment_id=assessment.id,
                 rule="out_of_window",
                 message=out_of_window_message(
-                    data.instrument, data.assessed_on, visit, document.visit(visit.visit_code).day
+                    data.instrument,
+                    data.assessed_on,
+                    visit,
+                    document.visit(visit.visit_code).day,
+                    asked_for=visit_code is not None,
                 ),
             )
         )

@@ -26,7 +26,12 @@ class AppLoader:
 
     def load(self) -> Any:
         if self.app is None:
-            self.app = self.factory()
+            from trials.core.config import ConfigurationError
+
+            try:
+                self.app = self.factory()
+            except ConfigurationError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
         return self.app
 
     def close(self) -> None:

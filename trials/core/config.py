@@ -1,5 +1,6 @@
 """Configuration: defaults, then `TRIALS_*` environment variables, then the test mapping."""
 
+import base64
 import os
 from datetime import timedelta
 from typing import Any
@@ -43,7 +44,37 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "SMTP_SECURITY": "none",  # none | starttls | tls
         "SMTP_USERNAME": None,
         "SMTP_PASSWORD": None,
+        # Fernet keys that encrypt participants' direct identifiers, comma-separated: the first
+        # encrypts, every one decrypts (add a new key first to rotate). None: identifiers
+        # cannot be entered.
+        "IDENTIFIER_KEYS": None,
+        # A participant's self-report link (ePRO) expires this many hours after it is issued.
+        "EPRO_LINK_HOURS": 72,
     }
+
+
+def identifier_keys(config: Any) -> list[str]:
+    """The configured identifier keys, first (encrypting) key first; empty when none is set.
+
+    Accepts the comma-separated text of `TRIALS_IDENTIFIER_KEYS` or a list of keys.
+    """
+    value = config.get("IDENTIFIER_KEYS")
+    if not value:
+        return []
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return [str(part).strip() for part in parts if str(part).strip()]
+
+
+def _check_identifier_keys(config: Any) -> None:
+    for number, key in enumerate(identifier_keys(config), start=1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigurationError(
+                f"IDENTIFIER_KEYS: key {number} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            )
 
 
 def validate_config(config: dict[str, Any], *, debug: bool) -> None:
@@ -58,5 +89,9 @@ def validate_config(config: dict[str, Any], *, debug: bool) -> None:
         )
     if not relaxed and debug:
         raise ConfigurationError("the debugger is allowed only when ENV is 'development'")
+    _check_identifier_keys(config)
+    hours = config.get("EPRO_LINK_HOURS")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 30:
+        raise ConfigurationError("EPRO_LINK_HOURS must be a whole number of hours from 1 to 720")
     if relaxed and not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = os.urandom(32).hex()

@@ -65,7 +65,7 @@ def _locked_trials_are_read_only(session: OrmSession, _context: Any, _instances:
     Registered first, so that it runs before the audit listener appends entries."""
     trial_ids: set[uuid.UUID] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
-        if not isinstance(obj, Audited) or isinstance(obj, _NOT_TRIAL_DATA):
+        if not isinstance(obj, Audited) or isinstance(obj, _NOT_TRIAL_DATA) or obj.__database_lock_exempt__:
             continue
         if obj in session.dirty and not _changes_data(session, obj):
             continue

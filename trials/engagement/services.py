@@ -21,6 +21,7 @@ from trials.engagement.models import (
     EngagementSubmit,
     EngagementTotals,
 )
+from trials.events.services import withdrawal_date
 from trials.participants.models import Participant
 from trials.participants.services import get_participant
 from trials.randomization.services import slot_of
@@ -48,9 +49,15 @@ def count_problems(sessions: int, minutes: int, modules_completed: int) -> list[
 
 
 def day_problem(
-    day: date, *, consent_date: date | None, randomized_on: date, today: date
+    day: date,
+    *,
+    consent_date: date | None,
+    randomized_on: date,
+    today: date,
+    withdrawn_on: date | None = None,
 ) -> tuple[str, str] | None:
-    """(rule, text) when the day is in the future, before consent or before randomization."""
+    """(rule, text) when the day is in the future, before consent or randomization, or after the
+    participant's withdrawal."""
     if day > today:
         return "not_future", f"{day.isoformat()} is in the future"
     if consent_date is not None and day < consent_date:
@@ -62,6 +69,11 @@ def day_problem(
         return (
             "not_before_randomization",
             f"{day.isoformat()} is before randomization on {randomized_on.isoformat()}",
+        )
+    if withdrawn_on is not None and day > withdrawn_on:
+        return (
+            "not_after_withdrawal",
+            f"{day.isoformat()} is after the participant's withdrawal on {withdrawn_on.isoformat()}",
         )
     return None
 
@@ -83,6 +95,7 @@ def submit_days(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
     )
     start = randomized_on(participant, session=session)
+    withdrawn_on = withdrawal_date(participant.id, session=session)
     errors: list[FieldError] = []
     first_of: dict[date, int] = {}
     for i, entry in enumerate(data.days):
@@ -90,7 +103,11 @@ def submit_days(
         for name, rule, text in count_problems(entry.sessions, entry.minutes, entry.modules_completed):
             errors.append(FieldError(f"{path}.{name}", rule, f"{path}.{name}: {text}"))
         problem = day_problem(
-            entry.day, consent_date=participant.consent_date, randomized_on=start, today=today
+            entry.day,
+            consent_date=participant.consent_date,
+            randomized_on=start,
+            today=today,
+            withdrawn_on=withdrawn_on,
         )
         if problem is not None:
             errors.append(FieldError(f"{path}.day", problem[0], f"{path}.day: {problem[1]}"))

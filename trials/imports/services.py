@@ -53,6 +53,9 @@ from trials.core.validation import NO_CONTROL
 from trials.dblock.services import is_locked
 from trials.engagement.models import COUNT_COLUMNS, EngagementDay
 from trials.engagement.services import count_problems, day_problem
+from trials.events.models import DispositionEvent
+from trials.events.services import CURRENT
+from trials.events.terms import WITHDRAWAL_KINDS
 from trials.imports.models import KINDS, ImportBatch, ImportBatchRead, ImportSummary
 from trials.participants.models import Participant
 from trials.participants.services import locked_protocol, trial_by_code, visible_site_ids
@@ -277,6 +280,7 @@ class _Person(NamedTuple):
     consent_date: date | None
     randomized_on: date | None
     may_enter: bool  # the importer may enter data at the participant's site
+    withdrawn_on: date | None  # no data is dated after a withdrawal
 
 
 # Participants are read with their stored values as the driver returns them (text on SQLite,
@@ -302,6 +306,18 @@ def _stored_date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
+def _withdrawals(trial_id: uuid.UUID, *, session: Session) -> dict[uuid.UUID, date]:
+    """The withdrawal date of each of the trial's participants who withdrew (as
+    `trials.events.services.withdrawal_date` reads it, for all at once)."""
+    d = DispositionEvent.__table__  # type: ignore[attr-defined]
+    rows = session.connection().execute(
+        core_select(d.c.participant_id, d.c.event_date).where(
+            d.c.trial_id == trial_id, d.c.status == CURRENT, d.c.kind.in_(WITHDRAWAL_KINDS)
+        )
+    )
+    return {row.participant_id: row.event_date for row in rows}
+
+
 class _People:
     """The participants a file names, as the importer may see them: another site's participant
     is unknown, exactly like one that does not exist."""
@@ -317,6 +333,7 @@ class _People:
         )
         if len(labels) <= _FEW:
             query = query.where(p.c.label.in_(sorted(labels)))
+        withdrawn = _withdrawals(trial.id, session=session)
         visible = visible_site_ids(by, trial.id)
         # The stored site value: its id, whether its participants are visible, and enterable.
         sites: dict[Any, tuple[uuid.UUID, bool, bool]] = {}
@@ -343,7 +360,10 @@ class _People:
                 if randomized_at in days
                 else days.setdefault(randomized_at, _stored_date(randomized_at))
             )
-            self.by_label[label] = _Person(_stored_uuid(pid), label, site_id, consent, randomized, may_enter)
+            participant_id = _stored_uuid(pid)
+            self.by_label[label] = _Person(
+                participant_id, label, site_id, consent, randomized, may_enter, withdrawn.get(participant_id)
+            )
         self.code = trial.code
 
     def resolve(
@@ -557,7 +577,7 @@ def _assessment_rows(
         if person is None or assessed_on is None or instrument not in RULES or person.randomized_on is None:
             continue  # refused already
         try:
-            check_assessed_on(assessed_on, person.consent_date, today)
+            check_assessed_on(assessed_on, person.consent_date, today, withdrawn_on=person.withdrawn_on)
         except InvalidInput as exc:
             for error in exc.errors:
                 errors.add_field_error(number, error, "assessed_on")
@@ -735,7 +755,11 @@ def _engagement_rows(
         if person is None or day is None or person.randomized_on is None:
             continue
         problem = day_problem(
-            day, consent_date=person.consent_date, randomized_on=person.randomized_on, today=today
+            day,
+            consent_date=person.consent_date,
+            randomized_on=person.randomized_on,
+            today=today,
+            withdrawn_on=person.withdrawn_on,
         )
         if problem is not None:
             errors.add(number, "day", *problem)

@@ -8,15 +8,16 @@ randomized, so these answers carry no arm.
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from pydantic import ConfigDict, Strict
 from sqlmodel import SQLModel
 
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
+from trials.core.config import identifier_keys
 from trials.core.db import db
-from trials.participants import reads, services
-from trials.participants.models import ParticipantRead, ScreeningCreate
+from trials.participants import identifiers, reads, services
+from trials.participants.models import IdentifiersRead, IdentifiersUpdate, ParticipantRead, ScreeningCreate
 
 bp = Blueprint("participants_api", __name__, url_prefix=API_PREFIX)
 
@@ -66,3 +67,37 @@ def enrol(code: str, label: str, body: EnrolBody) -> Any:
         code, label, body.consent_date, session=db.session, by=require_principal(), today=today()
     )
     return reads.participant_read(participant, session=db.session)
+
+
+def cipher() -> identifiers.IdentifierCipher:
+    return identifiers.IdentifierCipher(identifier_keys(current_app.config))
+
+
+@operation(
+    bp,
+    "/trials/<code>/participants/<label>/identifiers",
+    summary="A participant's direct identifiers (the staff of their site only; each reading is audited)",
+    tag="participants",
+    response=IdentifiersRead,
+    errors=(401, 403, 404, 409),
+)
+def get_identifiers(code: str, label: str) -> Any:
+    return identifiers.get_identifiers(
+        code, label, session=db.session, by=require_principal(), cipher=cipher()
+    )
+
+
+@operation(
+    bp,
+    "/trials/<code>/participants/<label>/identifiers",
+    method="PUT",
+    summary="Store a participant's direct identifiers, encrypted (their site's staff; changes need a reason)",
+    tag="participants",
+    body=IdentifiersUpdate,
+    response=IdentifiersRead,
+    errors=(401, 403, 404, 409, 422),
+)
+def put_identifiers(code: str, label: str, body: IdentifiersUpdate) -> Any:
+    return identifiers.set_identifiers(
+        code, label, body, session=db.session, by=require_principal(), cipher=cipher()
+    )

@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
+from trials.core.validation import PLAIN_TEXT
 
 
 class Status(StrEnum):
@@ -78,3 +79,54 @@ class ParticipantRead(SQLModel):
     consent_date: date | None
     randomized_at: datetime | None = None
     arm_code: str | None = None  # only for those the protocol does not blind
+
+
+class ParticipantIdentity(Audited, SQLModel, table=True):
+    """A participant's direct identifiers, each encrypted at rest (Fernet); all optional.
+
+    Trial data stays pseudonymous: nothing else refers to these values, and the audit trail
+    records that a field changed without its value. Only the staff of the participant's site
+    may read them (`trials.participants.identifiers`).
+    """
+
+    __tablename__ = "participant_identity"
+    __audit_redact__ = frozenset({"full_name_ciphertext", "email_ciphertext", "phone_ciphertext"})
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    trial_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("trial.id"), nullable=False, index=True))
+    participant_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("participant.id"), nullable=False, unique=True)
+    )
+    full_name_ciphertext: str | None = Field(default=None, sa_type=Text)
+    email_ciphertext: str | None = Field(default=None, sa_type=Text)
+    phone_ciphertext: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+IDENTIFIER_FIELDS = ("full_name", "email", "phone")
+
+
+class IdentifiersUpdate(SQLModel):
+    """A participant's identifiers as they should be stored: an omitted or null field is
+    stored as absent. Changing stored identifiers needs a reason."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)  # type: ignore[assignment]
+    full_name: str | None = Field(
+        default=None, min_length=1, max_length=200, schema_extra={"pattern": PLAIN_TEXT}
+    )
+    email: str | None = Field(
+        default=None, max_length=254, schema_extra={"pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}
+    )
+    phone: str | None = Field(
+        default=None, min_length=3, max_length=32, schema_extra={"pattern": r"^\+?[0-9][0-9 ()./-]*[0-9]$"}
+    )
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class IdentifiersRead(SQLModel):
+    participant_label: str
+    full_name: str | None
+    email: str | None
+    phone: str | None
+    updated_at: datetime | None

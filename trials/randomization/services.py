@@ -3,6 +3,7 @@
 import hashlib
 import json
 import secrets
+from datetime import datetime
 from itertools import product
 from typing import Any
 
@@ -146,10 +147,13 @@ def live_list(trial_id: Any, *, session: Session) -> AllocationList:
     return allocation
 
 
-def randomize(code: str, label: str, *, session: Session, by: Principal) -> AllocationSlot:
+def randomize(
+    code: str, label: str, *, session: Session, by: Principal, at: datetime | None = None
+) -> AllocationSlot:
     """Assign an enrolled participant the next slot of their stratum. The counter row is
     incremented under a row lock (PostgreSQL) or the write lock (SQLite): no slot is used twice
-    and none is skipped."""
+    and none is skipped. `at` dates a randomization that happened earlier (the simulation);
+    requests randomize now."""
     participant = get_participant(code, label, session=session, by=by)
     authorize(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
@@ -187,7 +191,9 @@ def randomize(code: str, label: str, *, session: Session, by: Principal) -> Allo
         raise Conflict(f"stratum {stratum!r} has used all {allocation.slots_per_stratum} slots of its list")
     with audit.reason(session, f"randomized into stratum {stratum}, position {position}"):
         slot.participant_id = participant.id
-        slot.randomized_at = utcnow()
+        if at is not None and (at.tzinfo is None or at > utcnow()):
+            raise InvalidInput.field("randomized_at", "past_utc", "randomized_at: must be a past UTC time")
+        slot.randomized_at = at or utcnow()
         slot.randomized_by = by.username
         session.add(slot)
     return slot

@@ -1,5 +1,8 @@
 """Safety events, in-app notifications and the outbox an SMTP relay drains.
 
+Notifications and outbox messages are about a safety event, or (sent by trials.events through
+`services.send`) an adverse event or an emergency unblinding.
+
 A safety event is never deleted: the ORM refuses it (below) and a database trigger (migration
 0004) refuses it underneath. Safety events carry no arm and are never hidden by blinding.
 """
@@ -69,10 +72,23 @@ class SafetyEvent(Audited, SQLModel, table=True):
     escalated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
-class Notification(Audited, SQLModel, table=True):
-    """An in-app notification to one user about one safety event."""
+# A notification or e-mail is about at most one record: a safety event, an adverse event or an
+# emergency unblinding. The last two are named by table (trials.events sits above safety and
+# notifies through it).
+_ABOUT_AT_MOST_ONE = (
+    "(CASE WHEN safety_event_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN adverse_event_id IS NULL THEN 0 ELSE 1 END)"
+    " + (CASE WHEN emergency_unblinding_id IS NULL THEN 0 ELSE 1 END) <= 1"
+)
 
+
+class Notification(Audited, SQLModel, table=True):
+    """An in-app notification to one user about one safety event, adverse event or emergency
+    unblinding."""
+
+    __database_lock_exempt__ = True  # a message, not trial data (and emergencies must reach people)
     __tablename__ = "notification"
+    __table_args__ = (CheckConstraint(_ABOUT_AT_MOST_ONE, name="about_at_most_one_record"),)
     __audit_exclude__ = frozenset({"read_at"})
     __audit_reason_required__ = False
 
@@ -84,6 +100,13 @@ class Notification(Audited, SQLModel, table=True):
     safety_event_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, ForeignKey("safety_event.id"), nullable=True, index=True)
     )
+    adverse_event_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("adverse_event.id"), nullable=True, index=True)
+    )
+    emergency_unblinding_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column(Uuid, ForeignKey("emergency_unblinding.id"), nullable=True, index=True),
+    )
     subject: str = Field(sa_type=String(200))
     body: str = Field(sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
@@ -93,7 +116,9 @@ class Notification(Audited, SQLModel, table=True):
 class OutboxMessage(Audited, SQLModel, table=True):
     """An e-mail waiting for the SMTP relay; `sent_at` is set when the relay has sent it."""
 
+    __database_lock_exempt__ = True  # a message, not trial data (and emergencies must reach people)
     __tablename__ = "outbox_message"
+    __table_args__ = (CheckConstraint(_ABOUT_AT_MOST_ONE, name="about_at_most_one_record"),)
     __audit_exclude__ = frozenset({"sent_at"})
     __audit_reason_required__ = False
 
@@ -102,6 +127,12 @@ class OutboxMessage(Audited, SQLModel, table=True):
     user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id"), nullable=False))
     safety_event_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, ForeignKey("safety_event.id"), nullable=True)
+    )
+    adverse_event_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("adverse_event.id"), nullable=True)
+    )
+    emergency_unblinding_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("emergency_unblinding.id"), nullable=True)
     )
     to: str = Field(sa_type=String(254))
     subject: str = Field(sa_type=String(200))

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, col, select
 
@@ -71,16 +71,45 @@ def _users_with(
     return list(session.exec(query.distinct().order_by(col(User.username))).all())
 
 
-def notify(users: list[User], event: SafetyEvent, subject: str, body: str, *, session: Session) -> None:
-    """One in-app notification and one outbox message per user."""
+def users_with_role(
+    role: Role, trial_id: uuid.UUID, site_id: uuid.UUID | None = None, *, session: Session
+) -> list[User]:
+    """The active users holding `role` in the trial (at the site, if given), by username."""
+    return _users_with(role, trial_id, site_id, session=session)
+
+
+def send(
+    users: list[User],
+    *,
+    trial_id: uuid.UUID,
+    subject: str,
+    body: str,
+    session: Session,
+    safety_event_id: uuid.UUID | None = None,
+    adverse_event_id: uuid.UUID | None = None,
+    emergency_unblinding_id: uuid.UUID | None = None,
+) -> None:
+    """One in-app notification and one outbox message per user, about at most one record."""
+    about = {
+        "safety_event_id": safety_event_id,
+        "adverse_event_id": adverse_event_id,
+        "emergency_unblinding_id": emergency_unblinding_id,
+    }
     for user in users:
-        ids = {"trial_id": event.trial_id, "user_id": user.id, "safety_event_id": event.id}
+        ids = {"trial_id": trial_id, "user_id": user.id, **about}
         session.add(Notification.model_validate({**ids, "subject": subject, "body": body}))
         session.add(
             OutboxMessage.model_validate(
                 {**ids, "to": user.email or user.username, "subject": subject, "body": body}
             )
         )
+
+
+def notify(users: list[User], event: SafetyEvent, subject: str, body: str, *, session: Session) -> None:
+    """One in-app notification and one outbox message per user about a safety event."""
+    send(
+        users, trial_id=event.trial_id, subject=subject, body=body, session=session, safety_event_id=event.id
+    )
 
 
 def _message(event: SafetyEvent, trial: Trial, label: str, site_code: str) -> tuple[str, str]:
@@ -188,6 +217,11 @@ def raise_events_in_bulk(
     }
     now = utcnow()
     due_at = now + timedelta(hours=followup_hours)
+    # Every column of each table, None unless given (a record a message is not about, ...).
+    blank: dict[type, dict[str, Any]] = {
+        model: dict.fromkeys(c.name for c in cast(Any, model).__table__.columns)
+        for model in (SafetyEvent, Notification, OutboxMessage)
+    }
     events: list[dict[str, Any]] = []
     notifications: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
@@ -196,7 +230,8 @@ def raise_events_in_bulk(
         for kind in signal.kinds:
             event_id = new_id()
             events.append(
-                {
+                blank[SafetyEvent]
+                | {
                     "id": event_id,
                     "trial_id": trial_id,
                     "site_id": signal.site_id,
@@ -207,11 +242,6 @@ def raise_events_in_bulk(
                     "created_at": now,
                     "due_at": due_at,
                     "status": EventStatus.OPEN.value,
-                    "followed_up_at": None,
-                    "followed_up_by": None,
-                    "risk_assessment_done": None,
-                    "referral": None,
-                    "escalated_at": None,
                 }
             )
             subject, body = _message_text(
@@ -220,24 +250,19 @@ def raise_events_in_bulk(
             for user in clinicians[signal.site_id]:
                 ids = {"trial_id": trial_id, "user_id": user.id, "safety_event_id": event_id}
                 notifications.append(
-                    {
-                        **ids,
-                        "id": new_id(),
-                        "subject": subject,
-                        "body": body,
-                        "created_at": now,
-                        "read_at": None,
-                    }
+                    blank[Notification]
+                    | ids
+                    | {"id": new_id(), "subject": subject, "body": body, "created_at": now}
                 )
                 outbox.append(
-                    {
-                        **ids,
+                    blank[OutboxMessage]
+                    | ids
+                    | {
                         "id": new_id(),
                         "to": user.email or user.username,
                         "subject": subject,
                         "body": body,
                         "created_at": now,
-                        "sent_at": None,
                     }
                 )
     for model, rows in ((SafetyEvent, events), (Notification, notifications), (OutboxMessage, outbox)):

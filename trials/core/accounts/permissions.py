@@ -20,19 +20,39 @@ class Permission(StrEnum):
     MANAGE_PROTOCOL = "manage_protocol"  # register, amend and lock protocols and SAPs
     VIEW_ALLOCATION = "view_allocation"  # randomization list and arms (unblinded only)
     LOCK_DATABASE = "lock_database"  # lock and unlock a trial's database (the sponsor's decision)
+    VIEW_RESULTS = "view_results"  # the analysis results (pooled until the trial is unblinded)
+    UNBLIND_TRIAL = "unblind_trial"  # release arm-level results (locked plan and database first)
     EMERGENCY_UNBLIND = "emergency_unblind"  # reveal one participant's arm in a clinical emergency
+    VIEW_IDENTIFIERS = "view_identifiers"  # a participant's name and contact details (at their site)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.MANAGE_ACCOUNTS, Permission.VIEW_ACCOUNTS, Permission.VIEW_AUDIT}),
-    Role.SPONSOR: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.LOCK_DATABASE}),
-    Role.STATISTICIAN_BLINDED: frozenset({Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL}),
+    Role.SPONSOR: frozenset(
+        {
+            Permission.VIEW_TRIAL,
+            Permission.MANAGE_PROTOCOL,
+            Permission.LOCK_DATABASE,
+            Permission.UNBLIND_TRIAL,
+            Permission.VIEW_RESULTS,
+        }
+    ),
+    Role.STATISTICIAN_BLINDED: frozenset(
+        {Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.VIEW_RESULTS}
+    ),
     # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
-    Role.STATISTICIAN_UNBLINDED: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION}),
-    Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA}),
+    Role.STATISTICIAN_UNBLINDED: frozenset(
+        {Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION, Permission.UNBLIND_TRIAL, Permission.VIEW_RESULTS}
+    ),
+    Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA, Permission.VIEW_IDENTIFIERS}),
     Role.CLINICIAN: frozenset(
-        {Permission.VIEW_TRIAL, Permission.FOLLOW_UP_SAFETY, Permission.EMERGENCY_UNBLIND}
+        {
+            Permission.VIEW_TRIAL,
+            Permission.FOLLOW_UP_SAFETY,
+            Permission.EMERGENCY_UNBLIND,
+            Permission.VIEW_IDENTIFIERS,
+        }
     ),
     Role.MONITOR: frozenset({Permission.VIEW_TRIAL, Permission.VIEW_AUDIT}),
 }
@@ -40,9 +60,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 # Why a refusal happened, where the permission's name alone would not say who may.
 REFUSALS: dict[Permission, str] = {
     Permission.LOCK_DATABASE: "only the trial's sponsor may lock or unlock its database",
+    Permission.UNBLIND_TRIAL: "only the sponsor or the unblinded statistician may unblind the trial",
     Permission.EMERGENCY_UNBLIND: (
         "only a clinician of the participant's site may unblind them in an emergency"
     ),
+    Permission.VIEW_IDENTIFIERS: "a participant's identifiers are visible only to the staff of their site",
 }
 
 # What a read-only API token may still do.
@@ -52,6 +74,8 @@ READ_PERMISSIONS = frozenset(
         Permission.VIEW_AUDIT,
         Permission.VIEW_TRIAL,
         Permission.VIEW_ALLOCATION,
+        Permission.VIEW_IDENTIFIERS,
+        Permission.VIEW_RESULTS,
     }
 )
 

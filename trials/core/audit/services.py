@@ -52,6 +52,9 @@ class Audited:
     """
 
     __audit_exclude__: ClassVar[frozenset[str]] = frozenset()
+    # True for records that must stay writable after the trial's database lock (patient
+    # safety: an emergency unblinding and the messages that announce it).
+    __database_lock_exempt__: ClassVar[bool] = False
     __audit_redact__: ClassVar[frozenset[str]] = frozenset()
     __audit_reason_required__: ClassVar[bool] = True
 

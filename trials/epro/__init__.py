@@ -1,0 +1,1 @@
+"""Participant self-report (ePRO): one-time, expiring links to a due questionnaire."""

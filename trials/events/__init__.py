@@ -1,0 +1,1 @@
+"""Adverse events, disposition and intercurrent events, and emergency unblinding."""

@@ -1,0 +1,1 @@
+"""Synthetic trials written through the platform's own services."""
