@@ -443,6 +443,21 @@ def _dates(cells: tuple[str, ...], numbers: list[int], column: str, errors: _Err
     return list(map(parsed.__getitem__, cells))
 
 
+def _by_participant(persons: Sequence[_Person | None]) -> list[int]:
+    """The rows' positions ordered by participant id, a participant's rows in file order: the
+    rows then extend the indexes that lead with the participant at their end (on SQLite, about
+    twice as fast as in random order)."""
+    keys = [p.id.hex if p is not None else "" for p in persons]
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+def _reorder(order: list[int], *columns: Sequence[Any]) -> list[list[Any]]:
+    if len(order) == 1:
+        return [list(column) for column in columns]
+    pick = operator.itemgetter(*order)
+    return [list(pick(column)) for column in columns]
+
+
 def _integer(cell: str) -> int | str:
     """An integer written in plain ASCII digits, or the cell itself (refused by the rules)."""
     return int(cell) if _INTEGER.fullmatch(cell) else cell
@@ -482,7 +497,7 @@ class _Prepared:
 
 
 def _item_columns(
-    cells: dict[str, tuple[str, ...]], instruments: tuple[str, ...], numbers: list[int], errors: _Errors
+    cells: dict[str, tuple[str, ...]], instruments: Sequence[str], numbers: list[int], errors: _Errors
 ) -> list[list[int | None]]:
     """Each item column's values (None: empty, a missing item).
 
@@ -539,7 +554,7 @@ def _assessment_rows(
     count = len(numbers)
     report = _reporter(count, progress)
     persons = people.resolve(numbers, cells["participant"], "assessments", errors)
-    instruments = cells["instrument"]
+    instruments: Sequence[str] = cells["instrument"]
     for number, instrument in zip(numbers, instruments, strict=True):
         if instrument not in RULES:
             if instrument:
@@ -553,6 +568,10 @@ def _assessment_rows(
                 errors.add(number, "instrument", "required", "an instrument is required")
     dates = _dates(cells["assessed_on"], numbers, "assessed_on", errors)
     items = _item_columns(cells, instruments, numbers, errors)
+    # From here on the rows go by participant (a participant's in file order).
+    order = _by_participant(persons)
+    numbers, persons, instruments, dates = _reorder(order, numbers, persons, instruments, dates)
+    items = _reorder(order, *items)
 
     a = Assessment.__table__  # type: ignore[attr-defined]
     query = core_select(a.c.participant_id, a.c.visit_code, a.c.instrument).where(a.c.trial_id == trial_id)
@@ -663,28 +682,29 @@ def _signals(
     def answers(i: int) -> dict[int, int | None]:
         return {n: items[n - 1][i] for n in range(1, rule.n_items + 1)}
 
-    # Only participants with a later PHQ-9 in the file need their baseline total.
-    later = {participants[i].id for i in phq9 if visit_codes[i] != baseline_code}
-    baselines: dict[uuid.UUID, int | None] = {}
+    # Only participants with a later PHQ-9 in the file need their baseline total (by label:
+    # text hashes are cached).
+    later = {participants[i].label for i in phq9 if visit_codes[i] != baseline_code}
+    baselines: dict[str, int | None] = {}
     if later:
         a = Assessment.__table__  # type: ignore[attr-defined]
         query = core_select(a.c.participant_id, *(a.c[c] for c in ITEM_COLUMNS[: rule.n_items])).where(
             a.c.trial_id == columns["trial_id"][0], a.c.instrument == "PHQ-9", a.c.visit_code == baseline_code
         )
-        if len(later) <= _FEW:
-            query = query.where(a.c.participant_id.in_(later))
+        label_of = {p.id: p.label for p in participants if p.label in later}
+        query = query.where(a.c.participant_id.in_(list(label_of))) if len(label_of) <= _FEW else query
         for pid, *stored in session.connection().execute(query):
-            if pid in later:
-                baselines[pid] = total_score(dict(enumerate(stored, start=1)), rule)
+            if label_of.get(pid) in later:
+                baselines[label_of[pid]] = total_score(dict(enumerate(stored, start=1)), rule)
         for i in phq9:
-            if visit_codes[i] == baseline_code and participants[i].id in later:
-                baselines[participants[i].id] = total_score(answers(i), rule)
+            if visit_codes[i] == baseline_code and participants[i].label in later:
+                baselines[participants[i].label] = total_score(answers(i), rule)
     threshold = document.safety.deterioration_threshold
     item9 = items[8]
     out = []
     for i in phq9:
         person = participants[i]
-        baseline_total = None if visit_codes[i] == baseline_code else baselines.get(person.id)
+        baseline_total = None if visit_codes[i] == baseline_code else baselines.get(person.label)
         kinds = safety.signals(
             instrument="PHQ-9",
             item9=item9[i],
@@ -730,6 +750,10 @@ def _engagement_rows(
     for name in COUNT_COLUMNS:
         value_of = {cell: _integer(cell) for cell in set(cells[name])}
         counts[name] = [value_of[cell] for cell in cells[name]]
+    # From here on the rows go by participant (a participant's in file order).
+    order = _by_participant(persons)
+    numbers, persons, days = _reorder(order, numbers, persons, days)
+    counts = dict(zip(COUNT_COLUMNS, _reorder(order, *(counts[name] for name in COUNT_COLUMNS)), strict=True))
     e = EngagementDay.__table__  # type: ignore[attr-defined]
     query = core_select(e.c.participant_id, e.c.day).where(e.c.trial_id == trial_id)
     only = _only_named(e.c.participant_id, people)
