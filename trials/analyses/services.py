@@ -4,19 +4,26 @@ Blinding is decided here, from the trial's unblinding record, never by the calle
 unblinding the plan runs in its blinded mode, which never sees the arm column.
 """
 
+from typing import TYPE_CHECKING
+
 from sqlmodel import Session
 
-from analysis.sap import ResultsDocument, run_sap
-from protocols.sap_spec import sap_spec_of
-from trials.analyses.datasets import analysis_frames, load_raw, screening_log
 from trials.analyses.unblinding import unblinding_of
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.participants.services import locked_protocol, trial_by_code
 
+if TYPE_CHECKING:
+    from analysis.sap import ResultsDocument
 
-def analyze(code: str, *, session: Session, by: Principal) -> ResultsDocument:
+
+def analyze(code: str, *, session: Session, by: Principal) -> "ResultsDocument":
     """The analysis-results dataset of trial CODE as its locked plan declares it."""
+    # The statistics stack loads on first use, not with the app.
+    from analysis.sap import run_sap
+    from protocols.sap_spec import sap_spec_of
+    from trials.analyses.datasets import analysis_frames, load_raw, screening_log
+
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
     _version, document = locked_protocol(trial, session=session)
