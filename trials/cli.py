@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from protocols.cli import protocol
-from trials.analyses.cli import unblind
+from trials.analyses.cli import analyze, unblind
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
@@ -62,6 +62,7 @@ main.add_command(safety)
 main.add_command(outbox)
 main.add_command(simulate)
 main.add_command(unblind)
+main.add_command(analyze)
 main.add_command(ae)
 main.add_command(disposition)
 main.add_command(unblind_participant)
@@ -162,6 +163,9 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
             )
         else:
             lines.append(f"Already simulated: {sim['participants_on_record']} participants on record")
+        r = data["results"]
+        state = "blinded: pooled only" if r["blinded"] else "unblinded"
+        lines.append(f"Analysis results ({r['results']}, {state}): {r['path']}")
         lines.append(f"Outputs in {data['out_dir']}")
         return "\n".join(lines)
 

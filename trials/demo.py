@@ -129,6 +129,22 @@ def _simulate(code: str, participants: int, seed: int) -> dict[str, Any]:
         return {"simulated": True, **dataclasses.asdict(report)}
 
 
+def _results(code: str, out_dir: Path) -> dict[str, Any]:
+    """The analysis plan run by the statistician: `results.json` in the output folder (pooled
+    while the trial is blinded)."""
+    from trials.analyses import services as analyses
+
+    with db.transaction() as session:
+        statistician = services.load_principal(
+            services.get_user("statistician", session=session), session=session
+        )
+        audit.set_actor(session, services.actor_for(statistician, "cli"))
+        document = analyses.analyze(code, session=session, by=statistician)
+    path = out_dir / "results.json"
+    path.write_text(document.to_json(), encoding="utf-8")
+    return {"path": str(path), "blinded": document.blinded, "results": len(document.results)}
+
+
 def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
     from protocols.document import example_protocol_path, parse_protocol
 
@@ -170,6 +186,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
     protocol["allocation"] = _go_live(protocol["trial"], seed)
     simulation = _simulate(protocol["trial"], participants, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
+    results = _results(protocol["trial"], out_dir)
     summary = {
         "protocol": protocol,
         "trial": trial_code,
@@ -177,6 +194,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path) -> dict[str, Any]:
         "participants": participants,
         "seed": seed,
         "simulation": simulation,
+        "results": results,
         "out_dir": str(out_dir),
     }
     (out_dir / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -2,11 +2,11 @@
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 from sqlmodel import Session
 
 from protocols.models import ProtocolVersion
-from trials.analyses import unblinding
+from trials.analyses import services, unblinding
 from trials.analyses.models import TrialUnblinding, UnblindingBody, UnblindingRead
 from trials.core.accounts.auth import require_principal
 from trials.core.accounts.permissions import Permission
@@ -62,3 +62,15 @@ def get_unblinding(code: str) -> Any:
 def unblind(code: str, body: UnblindingBody) -> Any:
     record = unblinding.unblind_trial(code, reason=body.reason, session=db.session, by=require_principal())
     return unblinding_read(code, record, session=db.session)
+
+
+@operation(
+    bp,
+    "/trials/<code>/results",
+    summary="The analysis-results dataset of the locked plan (pooled until the trial is unblinded)",
+    tag="analyses",
+    errors=(401, 403, 404, 409),
+)
+def results(code: str) -> Any:
+    document = services.analyze(code, session=db.session, by=require_principal())
+    return Response(document.to_json(), mimetype="application/json")

@@ -27,6 +27,8 @@ from trials.core.accounts.permissions import Grant, Principal
 from trials.core.audit import services as audit
 from trials.core.db import utcnow
 from trials.core.errors import Conflict
+from trials.engagement import services as engagement
+from trials.engagement.models import EngagementSubmit
 from trials.events import services as events
 from trials.events.models import AdverseEventCreate, DispositionCreate
 from trials.participants import services as participants
@@ -178,8 +180,21 @@ def simulate(
 def _record_events(
     code: str, label: str, course: plan.Course, *, session: Session, by: Principal, today: date
 ) -> None:
-    """Adverse events, then intercurrent events, then the end of study (an intercurrent event
-    may not follow the end of study)."""
+    """App use, adverse events, then intercurrent events, then the end of study (an
+    intercurrent event may not follow the end of study)."""
+    if course.app_use:
+        days = [
+            {
+                "day": u.day.isoformat(),
+                "sessions": u.sessions,
+                "minutes": u.minutes,
+                "modules_completed": u.modules_completed,
+            }
+            for u in course.app_use
+        ]
+        engagement.submit_days(
+            code, label, EngagementSubmit.model_validate({"days": days}), session=session, by=by, today=today
+        )
     for ae in course.adverse_events:
         ended = ae.end_date is not None
         data = AdverseEventCreate.model_validate(

@@ -7,7 +7,7 @@ Reviewed after autogenerate:
 - triggers refuse any change or deletion of an import batch in the database itself (the ORM
   refuses it too, in trials.imports.models).
 
-Revision ID: 0006
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-26 15:34:58.681852
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # noqa: F401
 from alembic import op
 
-revision: str = "0006"
+revision: str = "0010"
 down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,42 @@
+"""Running a trial's analysis plan: pooled results until the trial is unblinded, by arm after.
+
+Blinding is decided here, from the trial's unblinding record, never by the caller: before the
+unblinding the plan runs in its blinded mode, which never sees the arm column.
+"""
+
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session
+
+from trials.analyses.unblinding import unblinding_of
+from trials.core.accounts.permissions import Permission, Principal
+from trials.core.accounts.services import authorize
+from trials.participants.services import locked_protocol, trial_by_code
+
+if TYPE_CHECKING:
+    from analysis.sap import ResultsDocument
+
+
+def analyze(code: str, *, session: Session, by: Principal) -> "ResultsDocument":
+    """The analysis-results dataset of trial CODE as its locked plan declares it."""
+    # The statistics stack loads on first use, not with the app.
+    from analysis.sap import run_sap
+    from protocols.sap_spec import sap_spec_of
+    from trials.analyses.datasets import analysis_frames, load_raw, screening_log
+
+    trial = trial_by_code(code, session=session)
+    authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
+    _version, document = locked_protocol(trial, session=session)
+    raw = load_raw(trial.id, document, session=session)
+    frames = analysis_frames(raw, document)
+    blinded = unblinding_of(trial.id, session=session) is None
+    return run_sap(
+        frames.adsl,
+        frames.adqs,
+        frames.adtte,
+        sap_spec_of(document),
+        blinded=blinded,
+        input_sha256=raw.snapshot_sha256(),
+        screening=screening_log(raw),
+        adqs_unprorated=frames.adqs_unprorated,
+    )
