@@ -16,7 +16,7 @@ Design:
 - `EmergencyUnblinding`: who revealed whose arm, when and why, never the arm itself (the audit
   trail, where the row is recorded, is readable by blinded roles).
 
-None of them is ever deleted: the ORM refuses it (below) and database triggers (migration 0007)
+None of them is ever deleted: the ORM refuses it (below) and database triggers (migration 0006)
 refuse it underneath. None carries an arm.
 """
 

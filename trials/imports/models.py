@@ -2,7 +2,7 @@
 
 The rows a batch brought in carry its id (`assessment.import_batch_id`,
 `engagement_day.import_batch_id`). A batch cannot be changed or deleted: the ORM refuses it
-(below) and database triggers (migration 0010) refuse it underneath.
+(below) and database triggers (migration 0009) refuse it underneath.
 """
 
 import uuid

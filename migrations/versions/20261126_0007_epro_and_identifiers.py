@@ -4,8 +4,8 @@ Reviewed after autogenerate: a link stores only its token's SHA-256 (unique), is
 once (one assessment per link) and is either used or revoked, never both; identifiers are one
 row per participant holding Fernet ciphertexts only.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26 15:32:14.883217
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # noqa: F401
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

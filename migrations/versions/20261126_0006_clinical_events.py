@@ -6,7 +6,7 @@ most one record (autogenerate does not see check constraints on existing tables)
 so that adverse events, disposition events and emergency unblindings cannot be deleted,
 whatever path tries it (the ORM refuses it too, in trials.events.models).
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-26 15:29:55.917233
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes  # noqa: F401
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
