@@ -399,7 +399,9 @@ def subject_level(
     ):
         out[f"{kind}_on"] = out["subject"].map(_first_date(events, (kind,)))
 
-    use = app_use.merge(out[["subject", "randomized_on"]], on="subject", how="inner")
+    # A day recorded with no session is not a day of use.
+    used = app_use[app_use["sessions"] > 0] if not app_use.empty else app_use
+    use = used.merge(out[["subject", "randomized_on"]], on="subject", how="inner")
     use["study_day"] = [(d - r).days for d, r in zip(use["day"], use["randomized_on"], strict=True)]
     grouped = use.groupby("subject")
     out["use_days"] = out["subject"].map(grouped["day"].nunique()).fillna(0).astype(int)

@@ -88,7 +88,8 @@ COUNTRY_PATTERN: Final = r"^[A-Z]{2}$"
 EMAIL_PATTERN: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 STRATIFICATION_FACTORS: Final = frozenset({"site", "baseline_severity"})
-COVARIATES: Final = frozenset({"baseline", "baseline_by_visit", "site", "baseline_severity", "age", "sex"})
+# Covariates the platform records (sex is not collected: a plan cannot adjust for it).
+COVARIATES: Final = frozenset({"baseline", "baseline_by_visit", "site", "baseline_severity", "age"})
 
 RULES: Final[dict[str, str]] = {
     # rules checked by this module (field rules use pydantic's error types, e.g. greater_than)

@@ -157,7 +157,7 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
         sim = data["simulation"]
         if sim["simulated"]:
             lines.append(
-                f"Simulated: {sim['screened']} screened, {sim['randomized']} randomized {sim['arms']}, "
+                f"Simulated: {sim['screened']} screened, {sim['randomized']} randomized, "
                 f"{sim['assessments']} assessments, {sim['safety_events']} safety events, "
                 f"dates {sim['first_date']} to {sim['last_date']} (seed {sim['seed']})"
             )

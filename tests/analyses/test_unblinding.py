@@ -70,6 +70,10 @@ def test_unblinding_needs_the_database_lock_a_reason_and_the_right_role(
     assert "already unblinded" in problem(unblind(client, h["sponsor"]), 409)["detail"]
     assert records(session) == 1
 
+    # Arm-level results were released on these data: the database stays locked.
+    with pytest.raises(Conflict, match="stays locked"):
+        dblock.unlock_database(CODE, reason="one more correction", session=session, by=people["sponsor"])
+    assert dblock.is_locked(people["sponsor"].grants[0].trial_id, session)
     (record,) = session.exec(select(TrialUnblinding)).all()
     entries = session.exec(
         select(AuditEntry).where(

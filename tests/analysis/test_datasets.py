@@ -160,9 +160,18 @@ def test_subject_level_populations_dates_and_app_use() -> None:
                 "minutes": 4,
                 "modules_completed": 0,
             },
+            {
+                "subject": "B",
+                "day": R + timedelta(days=9),
+                "sessions": 0,
+                "minutes": 0,
+                "modules_completed": 0,
+            },
         ]
     )
     adsl = d.subject_level(s, r, events, use, SPEC).set_index("subject")
+    assert adsl.loc["B", "use_days"] == 1  # the day recorded with no session is not use
+    assert adsl.loc["B", "last_use_on"] == R + timedelta(days=2)
     assert list(adsl["fasfl"]) == ["Y"] * 4
     assert list(adsl["saffl"]) == ["Y", "Y", "Y", "Y"]  # B opened the app once; waitlist: all
     # PP: A 2 modules by day 56 (the third is later); B none; C attended W08; D did not.

@@ -51,9 +51,14 @@ def test_days_are_stored_and_read_back_with_totals_and_no_arm(
     assert [d["day"] for d in answer["days"]] == [day(1), day(2), day(3)]
     assert answer["totals"] == {"days_used": 2, "sessions": 3, "minutes": 45, "modules_completed": 1}
     assert {d["source"] for d in answer["days"]} == {"api"}
-    read = client.get(f"{BASE}/participants/{label}/engagement", headers=h["blinded"])
+    read = client.get(f"{BASE}/participants/{label}/engagement", headers=h["lds"])
     assert ok(read) == answer
     no_arm_in(read.get_data(as_text=True))
+    # App use reveals the arm (a waitlist has none): a role the protocol blinds may not read it.
+    refused = client.get(f"{BASE}/participants/{label}/engagement", headers=h["blinded"])
+    assert refused.status_code == 403
+    assert "reveals their arm" in refused.get_json()["detail"]
+    assert ok(client.get(f"{BASE}/participants/{label}/engagement", headers=h["sponsor"])) == answer
     chain_verifies(session)
 
 

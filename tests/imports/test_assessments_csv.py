@@ -3,6 +3,7 @@ nothing is stored; a good file stores its rows as the API would, with the same v
 data queries and safety events, in one request."""
 
 import random
+import re
 import uuid
 from typing import Any
 
@@ -41,7 +42,7 @@ def api_submit(client: Any, h: Any, label: str, items: dict[str, Any], assessed_
     )
 
 
-# -- each bad input of the issue, through CSV ----------------------------------------------------
+# -- each bad input of the acceptance list, through CSV ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -272,9 +273,8 @@ def test_the_items_are_judged_exactly_as_validate_items_judges_each_row(
         given: dict[str, Any] = {}
         for n, cell in enumerate(items, start=1):
             if cell:
-                given[str(n)] = (
-                    int(cell) if cell.lstrip("-").isascii() and cell.lstrip("-").isdigit() else cell
-                )
+                # An integer is written without leading zeros ("01" is refused as text).
+                given[str(n)] = int(cell) if re.fullmatch(r"0|-?[1-9][0-9]*", cell) else cell
         try:
             validate_items(instrument, given)
         except InvalidInput as exc:

@@ -43,12 +43,13 @@ class RawData:
     adverse_events: pd.DataFrame
     app_use: pd.DataFrame
 
-    def snapshot_sha256(self) -> str:
-        """SHA-256 of the clinical content: every frame, rows sorted, values as text."""
+    def snapshot_sha256(self, *, include_arms: bool = True) -> str:
+        """SHA-256 of the clinical content: every frame, rows sorted, values as text. Without
+        the arms for a blinded result (a hash over them would let guesses be tested)."""
         digest = hashlib.sha256()
         for name in ("screening", "subjects", "assessments", "events", "adverse_events", "app_use"):
             frame: pd.DataFrame = getattr(self, name)
-            columns = sorted(frame.columns)
+            columns = sorted(c for c in frame.columns if include_arms or c != "arm")
             rows = sorted(
                 json.dumps([_text(v) for v in row], separators=(",", ":"))
                 for row in frame[columns].itertuples(index=False, name=None)
@@ -75,16 +76,20 @@ def _frame(session: Session, query: Any, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
-def _severity(document: ProtocolDocument, score: int) -> str | None:
+def _severity(document: ProtocolDocument, stratum: str) -> str | None:
+    """The baseline-severity level of the stratum the participant was randomized in (not
+    recomputed: an amendment of the cut points must not move anyone)."""
     rnd = document.randomization
     if "baseline_severity" not in rnd.strata:
         return None
-    for lo, hi, label in severity_levels(
-        rnd.severity_instrument, rnd.severity_cut_points, SCORE_MAXIMUM[rnd.severity_instrument]
-    ):
-        if lo <= score <= hi:
-            return label
-    return None
+    labels = {
+        label
+        for _lo, _hi, label in severity_levels(
+            rnd.severity_instrument, rnd.severity_cut_points, SCORE_MAXIMUM[rnd.severity_instrument]
+        )
+    }
+    parts = stratum.split(" / ")
+    return next((part for part in parts if part in labels), parts[-1])
 
 
 def load_raw(trial_id: uuid.UUID, document: ProtocolDocument, *, session: Session) -> RawData:
@@ -104,7 +109,8 @@ def load_raw(trial_id: uuid.UUID, document: ProtocolDocument, *, session: Sessio
             p.c.consent_date,
         )
         .select_from(p.join(s, s.c.id == p.c.site_id))
-        .where(p.c.trial_id == trial_id),
+        .where(p.c.trial_id == trial_id)
+        .order_by(p.c.label),
         [
             "subject",
             "site",
@@ -123,23 +129,26 @@ def load_raw(trial_id: uuid.UUID, document: ProtocolDocument, *, session: Sessio
             p.c.label,
             s.c.code,
             a.c.arm_code,
+            a.c.stratum,
             a.c.randomized_at,
             p.c.consent_date,
             p.c.age_years,
             p.c.screening_phq9,
         )
         .select_from(p.join(s, s.c.id == p.c.site_id).join(a, a.c.participant_id == p.c.id))
-        .where(p.c.trial_id == trial_id, a.c.randomized_at.is_not(None)),
-        ["subject", "site", "arm", "randomized_at", "consent_date", "age", "screening_phq9"],
+        .where(p.c.trial_id == trial_id, a.c.randomized_at.is_not(None))
+        .order_by(p.c.label),
+        ["subject", "site", "arm", "stratum", "randomized_at", "consent_date", "age", "screening_phq9"],
     )
     subjects["randomized_on"] = [t.date() for t in subjects["randomized_at"]]
-    subjects["severity_stratum"] = [_severity(document, int(x)) for x in subjects["screening_phq9"]]
+    subjects["severity_stratum"] = [_severity(document, str(x)) for x in subjects["stratum"]]
     t = Assessment.__table__  # type: ignore[attr-defined]
     assessments = _frame(
         session,
         select(p.c.label, t.c.instrument, t.c.assessed_on, t.c.visit_code, *(t.c[i] for i in ITEMS))
         .select_from(t.join(p, p.c.id == t.c.participant_id))
-        .where(t.c.trial_id == trial_id),
+        .where(t.c.trial_id == trial_id)
+        .order_by(p.c.label, t.c.instrument, t.c.assessed_on, t.c.visit_code),
         ["subject", "instrument", "assessed_on", "visit_code", *ITEMS],
     )
     d = DispositionEvent.__table__  # type: ignore[attr-defined]
@@ -147,20 +156,23 @@ def load_raw(trial_id: uuid.UUID, document: ProtocolDocument, *, session: Sessio
         session,
         select(p.c.label, d.c.kind, d.c.event_date, d.c.other_treatment)
         .select_from(d.join(p, p.c.id == d.c.participant_id))
-        .where(d.c.trial_id == trial_id, d.c.status == "current"),
+        .where(d.c.trial_id == trial_id, d.c.status == "current")
+        .order_by(p.c.label, d.c.event_date, d.c.kind),
         ["subject", "kind", "on", "other_treatment"],
     )
     ae = AdverseEvent.__table__  # type: ignore[attr-defined]
+    # Clinical columns only: no ids (a linked safety event is a random id), no entry times.
     ae_columns = [
         c.name
         for c in ae.columns
-        if c.name not in ("id", "trial_id", "site_id", "participant_id", "created_at", "reported_by")
+        if not (c.name == "id" or c.name.endswith("_id") or c.name.endswith("_at") or c.name == "reported_by")
     ]
     adverse_events = _frame(
         session,
         select(p.c.label, *(ae.c[c] for c in ae_columns))
         .select_from(ae.join(p, p.c.id == ae.c.participant_id))
-        .where(ae.c.trial_id == trial_id),
+        .where(ae.c.trial_id == trial_id)
+        .order_by(p.c.label, ae.c.onset_date, ae.c.term),
         ["subject", *ae_columns],
     )
     e = EngagementDay.__table__  # type: ignore[attr-defined]
@@ -168,7 +180,8 @@ def load_raw(trial_id: uuid.UUID, document: ProtocolDocument, *, session: Sessio
         session,
         select(p.c.label, e.c.day, e.c.sessions, e.c.minutes, e.c.modules_completed)
         .select_from(e.join(p, p.c.id == e.c.participant_id))
-        .where(e.c.trial_id == trial_id),
+        .where(e.c.trial_id == trial_id)
+        .order_by(p.c.label, e.c.day),
         ["subject", "day", "sessions", "minutes", "modules_completed"],
     )
     return RawData(screening, subjects, assessments, events, adverse_events, app_use)

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
+from protocols.models import ProtocolVersion
+from protocols.services import document_of
 from trials.analyses.unblinding import unblinding_of
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
+from trials.core.errors import Conflict
 from trials.participants.services import locked_protocol, trial_by_code
 
 if TYPE_CHECKING:
@@ -20,23 +23,36 @@ if TYPE_CHECKING:
 def analyze(code: str, *, session: Session, by: Principal) -> "ResultsDocument":
     """The analysis-results dataset of trial CODE as its locked plan declares it."""
     # The statistics stack loads on first use, not with the app.
-    from analysis.sap import run_sap
+    from analysis.consort import ConsortError
+    from analysis.sap import PrimaryAnalysisError, run_sap
     from protocols.sap_spec import sap_spec_of
     from trials.analyses.datasets import analysis_frames, load_raw, screening_log
 
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
-    _version, document = locked_protocol(trial, session=session)
+    unblinding = unblinding_of(trial.id, session=session)
+    if unblinding is None:
+        _version, document = locked_protocol(trial, session=session)
+    else:
+        # The plan that was locked when arm-level results were released, whatever came later.
+        version = session.get(ProtocolVersion, unblinding.protocol_version_id)
+        if version is None:  # the foreign key makes this impossible
+            raise Conflict("the unblinded protocol version is missing")
+        document = document_of(version)
+    blinded = unblinding is None
     raw = load_raw(trial.id, document, session=session)
     frames = analysis_frames(raw, document)
-    blinded = unblinding_of(trial.id, session=session) is None
-    return run_sap(
-        frames.adsl,
-        frames.adqs,
-        frames.adtte,
-        sap_spec_of(document),
-        blinded=blinded,
-        input_sha256=raw.snapshot_sha256(),
-        screening=screening_log(raw),
-        adqs_unprorated=frames.adqs_unprorated,
-    )
+    try:
+        return run_sap(
+            frames.adsl,
+            frames.adqs,
+            frames.adtte,
+            sap_spec_of(document),
+            blinded=blinded,
+            # A blinded hash must not let anyone test guesses of the allocation against it.
+            input_sha256=raw.snapshot_sha256(include_arms=not blinded),
+            screening=screening_log(raw),
+            adqs_unprorated=frames.adqs_unprorated,
+        )
+    except (PrimaryAnalysisError, ConsortError) as exc:
+        raise Conflict(f"the analysis plan cannot be run on these data: {exc}") from None

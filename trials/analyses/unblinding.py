@@ -1,8 +1,9 @@
 """Unblinding a trial: arm-level results are released only after it.
 
 DOMAIN.md section 2: the SAP is locked before unblinding, and unblinded analysis is refused
-until it is; the issue adds that the database is locked first and that an unblinded
-statistician or the sponsor unblinds, with a reason, on the audit trail.
+until it is. The database is locked first, an unblinded statistician or the sponsor unblinds,
+with a reason, on the audit trail; from then on the database cannot be unlocked, and the
+analyses use the plan version that was locked when the trial was unblinded.
 """
 
 import uuid
@@ -14,7 +15,7 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
 from trials.core.errors import Conflict, InvalidInput
-from trials.dblock.services import current_lock
+from trials.dblock.services import UNLOCK_REFUSALS, current_lock
 from trials.participants.services import locked_protocol, trial_by_code
 
 
@@ -47,3 +48,12 @@ def unblind_trial(code: str, *, reason: str | None, session: Session, by: Princi
         session.add(record)
         session.flush()
     return record
+
+
+def _refuse_unlock_after_unblinding(trial_id: uuid.UUID, session: Session) -> str | None:
+    if unblinding_of(trial_id, session=session) is None:
+        return None
+    return "the trial is unblinded: its database stays locked (arm-level results were released on these data)"
+
+
+UNLOCK_REFUSALS.append(_refuse_unlock_after_unblinding)

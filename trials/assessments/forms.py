@@ -10,7 +10,7 @@ from wtforms.validators import DataRequired, Length
 
 from analysis.scoring import RULES
 
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # "01" is not read as 1
 
 
 def items_from_form(form: MultiDict[str, str], instrument: str) -> dict[str, Any]:

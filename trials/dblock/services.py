@@ -1,6 +1,7 @@
 """Locking and unlocking a trial's database: the sponsor's acts, each audited with its reason."""
 
 import uuid
+from collections.abc import Callable
 
 from sqlmodel import Session, select
 
@@ -10,6 +11,11 @@ from trials.core.audit import services as audit
 from trials.core.errors import Conflict
 from trials.dblock.models import DatabaseLock
 from trials.participants.services import trial_by_code
+
+# Checks that may forbid an unlock, registered by the modules above this one (the trial's
+# unblinding: data and plan are final once arm-level results were seen). Each returns the reason
+# for refusing, or None.
+UNLOCK_REFUSALS: list[Callable[[uuid.UUID, Session], str | None]] = []
 
 
 def current_lock(trial_id: uuid.UUID, *, session: Session) -> DatabaseLock | None:
@@ -40,5 +46,9 @@ def unlock_database(code: str, *, reason: str | None, session: Session, by: Prin
     lock = current_lock(trial.id, session=session)
     if lock is None:
         raise Conflict(f"the database of trial {code} is not locked")
+    for check in UNLOCK_REFUSALS:
+        refusal = check(trial.id, session)
+        if refusal is not None:
+            raise Conflict(refusal)
     with audit.reason(session, reason):
         session.delete(lock)

@@ -9,10 +9,11 @@ from datetime import date
 
 from sqlmodel import Session, col, select
 
+from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
-from trials.core.errors import Conflict, FieldError, InvalidInput
+from trials.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from trials.engagement.models import (
     COUNT_MAXIMUM,
     EngagementDay,
@@ -23,8 +24,8 @@ from trials.engagement.models import (
 )
 from trials.events.services import withdrawal_date
 from trials.participants.models import Participant
-from trials.participants.services import get_participant
-from trials.randomization.services import slot_of
+from trials.participants.services import get_participant, locked_protocol, visible_site_ids
+from trials.randomization.services import allocation_visible, slot_of
 
 
 def count_problems(sessions: int, minutes: int, modules_completed: int) -> list[tuple[str, str, str]]:
@@ -190,8 +191,19 @@ def days_of(participant: Participant, *, session: Session) -> list[EngagementDay
 def list_days(
     code: str, label: str, *, session: Session, by: Principal
 ) -> tuple[Participant, list[EngagementDay]]:
-    """A participant's days, for whoever may see the participant (site staff: their site)."""
+    """A participant's days: for the staff of the participant's site, and for roles the protocol
+    does not blind (whether and how an app is used reveals the arm: a waitlist has none)."""
     participant = get_participant(code, label, session=session, by=by)
+    if visible_site_ids(by, participant.trial_id) is None:
+        trial = session.get(Trial, participant.trial_id)
+        if trial is None:  # the foreign key makes this impossible
+            raise NotFound(f"no participant {label!r} in trial {code}")
+        _version, document = locked_protocol(trial, session=session)
+        if not allocation_visible(by, participant.trial_id, document):
+            raise Forbidden(
+                "a participant's app use reveals their arm: it is shown to the site's staff and to "
+                "roles the protocol does not blind"
+            )
     return participant, days_of(participant, session=session)
 
 

@@ -74,7 +74,7 @@ _FEW = 1000
 # phase ("validating" or "writing"), rows done, rows in all
 Progress = Callable[[str, int, int], None]
 
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # "01" is not read as 1
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _FILENAME = re.compile(NO_CONTROL)
 _ITEM_CELLS = {"0": 0, "1": 1, "2": 2, "3": 3}

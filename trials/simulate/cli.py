@@ -52,7 +52,7 @@ def simulate(code: str, n: int, seed: int, as_json: bool) -> None:
         as_json,
         lambda r: (
             f"{r['trial_code']}: {r['screened']} screened, {r['screen_failures']} screen failures, "
-            f"{r['randomized']} randomized {r['arms']}, {r['assessments']} assessments, "
+            f"{r['randomized']} randomized, {r['assessments']} assessments, "
             f"{r['safety_events']} safety events ({r['open_safety_events']} left open), "
             f"{r['adverse_events']} adverse events, dispositions {r['dispositions']}; "
             f"dates {r['first_date']} to {r['last_date']}; seed {r['seed']}"

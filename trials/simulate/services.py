@@ -59,7 +59,6 @@ class SimulationReport:
     intercurrent_events: int
     dispositions: dict[str, int]
     app_use_days: int
-    arms: dict[str, int]
     allocation_list_sha256: str
     first_date: str
     last_date: str
@@ -110,7 +109,6 @@ def simulate(
     people = plan.candidates(document, participants_wanted, seed)
     courses: list[plan.Course] = []
     counts: dict[str, Any] = {"screen_failures": 0, "assessments": 0, "events": 0, "open": 0}
-    arms: dict[str, int] = {}
     for person in people:
         screening = ScreeningCreate.model_validate(
             {
@@ -132,7 +130,6 @@ def simulate(
         participants.enrol(code, label, person.consent_date, session=session, by=by, today=today)
         slot = randomization.randomize(code, label, session=session, by=by, at=person.randomized_at)
         arm = str(slot.arm_code)
-        arms[arm] = arms.get(arm, 0) + 1
         course = plan.course(document, person, arm, seed)
         courses.append(course)
         for planned in course.assessments:
@@ -170,7 +167,6 @@ def simulate(
         intercurrent_events=sum(len(c.intercurrent) for c in courses),
         dispositions=_count(c.disposition.kind for c in courses if c.disposition),
         app_use_days=sum(len(c.app_use) for c in courses),
-        arms=dict(sorted(arms.items())),
         allocation_list_sha256=allocation.list_sha256,
         first_date=min(all_dates, default=plan.STUDY_START).isoformat(),
         last_date=max(plan.last_date(courses), max(all_dates, default=plan.STUDY_START)).isoformat(),
