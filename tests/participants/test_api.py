@@ -267,7 +267,8 @@ def test_randomizing_before_the_trial_is_live_is_a_conflict(
         ({"screening_phq9": -1}, "screening_phq9", "greater_than_equal"),
         ({"screening_phq9": "12"}, "screening_phq9", "int_type"),
         ({"screened_on": FUTURE.isoformat()}, "screened_on", "not_future"),
-        ({"screened_on": "yesterday"}, "screened_on", "date_from_datetime_parsing"),
+        ({"screened_on": "yesterday"}, "screened_on", "date_type"),
+        ({"screened_on": "2026-10-18T00:00:00Z"}, "screened_on", "date_type"),
         ({"site_code": "XYZ"}, "site_code", "trial_site"),
         ({"inclusion_met": "yes"}, "inclusion_met", "bool_type"),
         ({"exclusion_present": None}, "exclusion_present", "bool_type"),
@@ -315,7 +316,8 @@ def test_missing_screening_answers_are_named(client: Any, session: Session, live
     [
         (FUTURE.isoformat(), "not_future"),
         ("2026-02-30", "date_from_datetime_parsing"),
-        (20260101, "date_from_datetime_inexact"),
+        (20260101, "date_type"),
+        (1735689600, "date_type"),
         (None, "date_type"),
     ],
 )

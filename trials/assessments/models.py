@@ -6,15 +6,16 @@ Raw items are stored exactly as given: a missing item is NULL, never 0. Totals a
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Strict
+from pydantic import ConfigDict
 from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 from analysis.scoring import RULES
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
+from trials.core.validation import IsoDate
 from trials.safety.models import SafetyEventRead
 
 ITEM_COLUMNS = tuple(f"item_{n}" for n in range(1, 11))
@@ -95,7 +96,7 @@ Items = dict[str, int | None]
 class AssessmentCreate(SQLModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
     instrument: InstrumentCode
-    assessed_on: Annotated[date, Strict(False)]
+    assessed_on: IsoDate
     items: Items
 
 

@@ -1,8 +1,16 @@
 """Patterns for text that people read: no control or format characters.
 
 Written with literal ranges (not `\\p{Cc}`) so that the same pattern works in pydantic's regex
-engine, Python's `re` and the ECMA-262 dialect of the OpenAPI document.
+engine, Python's `re` and the ECMA-262 dialect of the OpenAPI document. Also: the one type of
+every date in a JSON body.
 """
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Strict
+from pydantic_core import PydanticCustomError
 
 # Unicode Cc (C0, DEL, C1) and Cf (soft hyphen, bidi marks and overrides, zero-width and other
 # invisible format characters) that could hide or disguise what a person reads.
@@ -15,3 +23,19 @@ _INVISIBLE = (
 PLAIN_TEXT = f"^[^{_INVISIBLE}]*[^{_INVISIBLE}\\s][^{_INVISIBLE}]*$"
 # Any text free of the above, possibly empty.
 NO_CONTROL = f"^[^{_INVISIBLE}]*$"
+
+
+def _iso_date(value: Any) -> Any:
+    """Only a date, or its ISO text YYYY-MM-DD: no timestamp, datetime or number is read as one."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_type", "must be a date written YYYY-MM-DD")
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# A date in a JSON body. SQLModel validates bodies field by field in python mode, where a strict
+# date refuses its JSON string: the text is checked to be YYYY-MM-DD, then read as a date.
+IsoDate = Annotated[date, Strict(False), BeforeValidator(_iso_date)]

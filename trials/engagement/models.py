@@ -7,14 +7,14 @@ validation: no day has more than 1,440 minutes.
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
 
-from pydantic import ConfigDict, Strict
+from pydantic import ConfigDict
 from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, String, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
+from trials.core.validation import IsoDate
 
 MAX_SESSIONS = 1440  # at most one session started per minute of the day
 MAX_MINUTES = 1440  # the minutes of one day
@@ -59,7 +59,7 @@ class EngagementDay(Audited, SQLModel, table=True):
 
 # SQLModel validates bodies field by field in python mode, where a strict date would refuse its
 # JSON string: a date is read from an ISO string, nothing else is coerced.
-JsonDate = Annotated[date, Strict(False)]
+JsonDate = IsoDate  # YYYY-MM-DD only: no timestamp or number is read as a date
 
 
 class EngagementDayIn(SQLModel):

@@ -20,13 +20,11 @@ None of them is ever deleted: the ORM refuses it (below) and database triggers (
 refuse it underneath. None carries an arm.
 """
 
-import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Strict
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Strict
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -46,7 +44,7 @@ from sqlmodel import Field, SQLModel
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
 from trials.core.errors import Conflict
-from trials.core.validation import PLAIN_TEXT
+from trials.core.validation import PLAIN_TEXT, IsoDate
 from trials.events.terms import (
     APP_ACTIONS,
     DISPOSITION_KINDS,
@@ -195,21 +193,7 @@ class EmergencyUnblinding(Audited, SQLModel, table=True):
 
 # -- request and response bodies ----------------------------------------------------------------
 
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
-
-def _iso_date(value: Any) -> Any:
-    """Only a date, or its ISO text YYYY-MM-DD: no timestamp, datetime or number is read as one."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        return value
-    raise PydanticCustomError("date_type", "must be a date written YYYY-MM-DD")
-
-
-# SQLModel validates bodies field by field in python mode, where a strict date refuses its JSON
-# string: the text is checked to be YYYY-MM-DD, then read as a date.
-IsoDate = Annotated[date, Strict(False), BeforeValidator(_iso_date)]
 JsonUuid = Annotated[uuid.UUID, Strict(False)]
 _STRICT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 

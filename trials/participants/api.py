@@ -6,16 +6,17 @@ randomized, so these answers carry no arm.
 """
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from flask import Blueprint, current_app
-from pydantic import ConfigDict, Strict
+from pydantic import ConfigDict
 from sqlmodel import SQLModel
 
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.config import identifier_keys
 from trials.core.db import db
+from trials.core.validation import IsoDate
 from trials.participants import identifiers, reads, services
 from trials.participants.models import IdentifiersRead, IdentifiersUpdate, ParticipantRead, ScreeningCreate
 
@@ -23,7 +24,7 @@ bp = Blueprint("participants_api", __name__, url_prefix=API_PREFIX)
 
 # SQLModel validates JSON bodies field by field in python mode, where a strict date refuses its
 # ISO string: read it from the string, still a date (see ScreeningCreate.screened_on).
-JsonDate = Annotated[date, Strict(False)]
+JsonDate = IsoDate  # YYYY-MM-DD only: no timestamp or number is read as a date
 
 
 class EnrolBody(SQLModel):

@@ -3,15 +3,14 @@
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import ConfigDict, Strict
+from pydantic import ConfigDict
 from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, String, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
-from trials.core.validation import PLAIN_TEXT
+from trials.core.validation import PLAIN_TEXT, IsoDate
 
 
 class Status(StrEnum):
@@ -62,7 +61,7 @@ class ScreeningCreate(SQLModel):
     site_code: str = Field(max_length=20)
     # SQLModel validates bodies field by field in python mode, where a strict date would refuse
     # its JSON string: a date is read from an ISO string, nothing else is coerced.
-    screened_on: Annotated[date, Strict(False)]
+    screened_on: IsoDate
     age_years: int = Field(ge=0, le=120)
     screening_phq9: int = Field(ge=0, le=27)
     inclusion_met: bool
