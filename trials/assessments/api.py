@@ -5,7 +5,6 @@ severity band and the safety events the assessment raised; never an arm.
 """
 
 import uuid
-from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint
@@ -23,16 +22,12 @@ from trials.assessments.models import (
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.participants.models import Participant
 from trials.safety import services as safety
 from trials.safety.models import SafetyEvent
 
 bp = Blueprint("assessments_api", __name__, url_prefix=API_PREFIX)
-
-
-def today() -> date:
-    """The server's date in UTC: an assessment may not be dated later."""
-    return datetime.now(UTC).date()
 
 
 def assessment_read(assessment: Assessment, events: list[SafetyEvent], *, session: Session) -> AssessmentRead:

@@ -32,6 +32,7 @@ from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.core.errors import Conflict, FieldError, InvalidInput
 from trials.participants.models import Participant
 from trials.participants.services import get_participant, locked_protocol
@@ -42,11 +43,6 @@ from trials.safety.models import KIND_TEXT, EventStatus, Kind, SafetyEvent
 bp = Blueprint("assessments", __name__, template_folder="templates", url_prefix="/trials")
 
 SAFETY_ALERT = "the site's clinicians have been notified"
-
-
-def today() -> date:
-    """The server's date in UTC, as the API uses it."""
-    return datetime.now(UTC).date()
 
 
 def rule_data(rule: ScoringRule) -> dict[str, Any]:

@@ -7,7 +7,7 @@ once on success and rolls back on any error (ARCHITECTURE.md convention 4).
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask, Response, current_app, g
@@ -34,6 +34,11 @@ metadata = SQLModel.metadata
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def utctoday() -> date:
+    """Today's date in UTC: no clinical date may be later."""
+    return utcnow().date()
 
 
 def new_id() -> uuid.UUID:

@@ -1,6 +1,5 @@
 """Engagement routes of the JSON API: a participant's days of app use, entered and read."""
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint
@@ -8,15 +7,11 @@ from flask import Blueprint
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.engagement import services
 from trials.engagement.models import EngagementRead, EngagementSubmit
 
 bp = Blueprint("engagement_api", __name__, url_prefix=API_PREFIX)
-
-
-def today() -> date:
-    """The server's date in UTC: no engagement is dated later."""
-    return datetime.now(UTC).date()
 
 
 @operation(

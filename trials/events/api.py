@@ -5,7 +5,6 @@ No answer carries an arm, except the one to the clinician who unblinds a partici
 """
 
 import uuid
-from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from flask import Blueprint, request
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.core.errors import InvalidInput, field_errors
 from trials.core.validation import PLAIN_TEXT
 from trials.events import services
@@ -62,11 +62,6 @@ def _filter(model: type[F]) -> F:
         return model.model_validate(dict(request.args.items()))
     except ValidationError as exc:
         raise InvalidInput("the query is not valid", errors=field_errors(exc, whole="query")) from None
-
-
-def today() -> date:
-    """The server's date in UTC: no event may be dated later."""
-    return datetime.now(UTC).date()
 
 
 # -- adverse events ---------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ date_type = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def today() -> Any:
-    """The date in UTC: no event may be dated later."""
-    from datetime import UTC, datetime
+    """The date in UTC: no event may be dated later (loaded on use: a light --help)."""
+    from trials.core.db import utctoday
 
-    return datetime.now(UTC).date()
+    return utctoday()
 
 
 @contextmanager

@@ -1,6 +1,5 @@
 """CSV import routes of the JSON API: import a file, the trial's import history, templates."""
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -10,6 +9,7 @@ from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
 from trials.core.api import API_PREFIX, operation
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.core.errors import InvalidInput
 from trials.imports import services
 from trials.imports.models import ImportBatchRead, ImportSummary
@@ -27,11 +27,6 @@ _CSV_BODY = {
         }
     },
 }
-
-
-def today() -> date:
-    """The server's date in UTC: nothing imported is dated later."""
-    return datetime.now(UTC).date()
 
 
 def uploaded(kind: str) -> tuple[bytes, str]:

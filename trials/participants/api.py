@@ -5,7 +5,6 @@ package may not import randomization. A participant just screened or enrolled is
 randomized, so these answers carry no arm.
 """
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, current_app
@@ -16,6 +15,7 @@ from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.config import identifier_keys
 from trials.core.db import db
+from trials.core.db import utctoday as today
 from trials.core.validation import IsoDate
 from trials.participants import identifiers, reads, services
 from trials.participants.models import IdentifiersRead, IdentifiersUpdate, ParticipantRead, ScreeningCreate
@@ -30,11 +30,6 @@ JsonDate = IsoDate  # YYYY-MM-DD only: no timestamp or number is read as a date
 class EnrolBody(SQLModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # type: ignore[assignment]
     consent_date: JsonDate
-
-
-def today() -> date:
-    """The server's date in UTC: screening and consent may not be later."""
-    return datetime.now(UTC).date()
 
 
 @operation(

@@ -13,13 +13,6 @@ from trials.core.cli import acting, as_option, emit, json_option, with_app
 date_type = click.DateTime(formats=["%Y-%m-%d"])
 
 
-def today() -> Any:
-    """The date in UTC: screening and consent may not be later."""
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).date()
-
-
 def participant_line(data: dict[str, Any]) -> str:
     """One participant (a `ParticipantRead` as JSON) on one line, for people."""
     parts = [f"{data['label']:<10}", f"{data['status']:<13}", f"screened {data['screened_on']}"]
@@ -33,6 +26,13 @@ def participant_line(data: dict[str, Any]) -> str:
     for reason in data["screen_failure_reasons"]:
         line += f"\n    screen failure: {reason['message']}"
     return line
+
+
+def today() -> Any:
+    """The date in UTC: screening and consent may not be later (loaded on use: a light --help)."""
+    from trials.core.db import utctoday
+
+    return utctoday()
 
 
 @click.group("participants")
