@@ -7,6 +7,7 @@ from typing import Any, Literal
 from alembic import context
 
 import protocols.models  # noqa: F401
+import reports.models  # noqa: F401
 import trials.analyses.models  # noqa: F401
 import trials.assessments.models  # noqa: F401
 import trials.core.accounts.models  # noqa: F401

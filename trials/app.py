@@ -35,6 +35,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from protocols import api as protocols_api
     from protocols import views as protocols_views
+    from reports import api as reports_api
+    from reports import views as reports_views
     from trials.analyses import api as analyses_api
     from trials.assessments import api as assessments_api
     from trials.assessments import views as assessments_views
@@ -76,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         events_api.bp,
         engagement_api.bp,
         imports_api.bp,
+        reports_views.bp,
+        reports_api.bp,
     ):
         app.register_blueprint(blueprint)
     # The participant pages show what the packages above participants add: randomization

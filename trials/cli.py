@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from protocols.cli import protocol
+from reports.cli import report, reports, sign_report, worker
 from trials.analyses.cli import analyze, unblind
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
@@ -67,6 +68,10 @@ main.add_command(ae)
 main.add_command(disposition)
 main.add_command(unblind_participant)
 main.add_command(unblindings)
+main.add_command(report)
+main.add_command(reports)
+main.add_command(sign_report)
+main.add_command(worker)
 
 
 @main.group("db")
@@ -122,9 +127,14 @@ def db_current(as_json: bool) -> None:
     type=click.IntRange(1, 100_000),
     default=300,
     show_default=True,
-    help="Participants to simulate (used once trial conduct exists).",
+    help="Participants to simulate.",
 )
 @click.option("--seed", type=int, default=20261126, show_default=True, help="Seed for the simulation.")
+@click.option(
+    "--in-progress",
+    is_flag=True,
+    help="Stop before the database lock: the trial stays open and blinded (pooled results only).",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -135,11 +145,12 @@ def db_current(as_json: bool) -> None:
 )
 @json_option
 @with_app
-def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
-    """Run the main job against the configured database, non-interactively."""
+def demo(participants: int, seed: int, in_progress: bool, out_dir: Path, as_json: bool) -> None:
+    """Play the example trial to its end on the configured database, non-interactively: protocol,
+    conduct, database lock, unblinding, and the final evidence bundle in OUT."""
     from trials.demo import run_demo
 
-    result = run_demo(participants=participants, seed=seed, out_dir=out_dir)
+    result = run_demo(participants=participants, seed=seed, out_dir=out_dir, in_progress=in_progress)
 
     def text(data: dict[str, Any]) -> str:
         lines = [
@@ -163,10 +174,13 @@ def demo(participants: int, seed: int, out_dir: Path, as_json: bool) -> None:
             )
         else:
             lines.append(f"Already simulated: {sim['participants_on_record']} participants on record")
-        r = data["results"]
-        state = "blinded: pooled only" if r["blinded"] else "unblinded"
-        lines.append(f"Analysis results ({r['results']}, {state}): {r['path']}")
-        lines.append(f"Outputs in {data['out_dir']}")
+        end, r = data["end"], data["report"]
+        if r is None:
+            lines.append(f"In progress (blinded); pooled analysis results: {data['results']['path']}")
+        else:
+            lines.append(f"Database locked {end['database_locked_at']}; unblinded {end['unblinded_at']}")
+            lines.append(f"Final report {r['number']}: sha256 {r['pdf_sha256']}")
+            lines.append(f"Evidence bundle (report.pdf, results.json, manifest.json): {r['path']}")
         return "\n".join(lines)
 
     emit(result, as_json, text)

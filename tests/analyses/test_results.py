@@ -75,7 +75,9 @@ def test_results_are_pooled_until_the_trial_is_unblinded(client: Any, session: S
 
 
 def demo_unblinded_results(url: str, out: Path) -> tuple[str, str]:
-    demo = run_cli(url, "demo", "--out", str(out), "--participants", "24", "--seed", "11", "--json")
+    demo = run_cli(
+        url, "demo", "--out", str(out), "--participants", "24", "--seed", "11", "--in-progress", "--json"
+    )
     assert demo.exit_code == 0, demo.output
     blinded = (out / "results.json").read_text(encoding="utf-8")
     assert json.loads(blinded)["blinded"] is True

@@ -50,6 +50,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "IDENTIFIER_KEYS": None,
         # A participant's self-report link (ePRO) expires this many hours after it is issued.
         "EPRO_LINK_HOURS": 72,
+        # Report jobs run on an RQ worker (`trials worker`) when a Redis URL is set, else on a
+        # background thread of the web process. `REDIS_URL` in the environment is read too.
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
     }
 
 

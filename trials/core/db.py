@@ -72,6 +72,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+SNAPSHOT_OPTION = "trials_snapshot"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and real transactions."""
     if url.startswith("sqlite"):
@@ -99,9 +102,12 @@ def _configure_sqlite(engine: Engine) -> None:
     # IMMEDIATE takes the write lock at the start: a deferred transaction that reads and then
     # writes fails at once with "database is locked" when another writer committed in between
     # (the busy timeout cannot help it), whereas an immediate one waits its turn.
+    # A snapshot read (`Database.snapshot`) begins DEFERRED: in WAL mode it reads one consistent
+    # state of the database without holding the write lock, so writers go on meanwhile.
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        snapshot = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if snapshot else "BEGIN IMMEDIATE")
 
 
 class DatabaseState:
@@ -173,6 +179,24 @@ class Database:
         if session is not None:
             session.rollback()
             session.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A session that reads one consistent state of the database, for long reads (report
+        generation) that must not hold up writers: REPEATABLE READ on PostgreSQL, a deferred
+        transaction on SQLite (WAL). Always rolled back: it is not for writing."""
+        connection = self.engine.connect()
+        if connection.dialect.name == "sqlite":
+            connection = connection.execution_options(**{SNAPSHOT_OPTION: True})
+        else:
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        session = Session(bind=connection, expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+            connection.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -24,6 +24,8 @@ class Permission(StrEnum):
     UNBLIND_TRIAL = "unblind_trial"  # release arm-level results (locked plan and database first)
     EMERGENCY_UNBLIND = "emergency_unblind"  # reveal one participant's arm in a clinical emergency
     VIEW_IDENTIFIERS = "view_identifiers"  # a participant's name and contact details (at their site)
+    GENERATE_REPORT = "generate_report"  # generate and store an evidence report (blinded until unblinding)
+    SIGN_REPORT = "sign_report"  # sign a generated report (review, approval, authorship)
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -35,15 +37,30 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.LOCK_DATABASE,
             Permission.UNBLIND_TRIAL,
             Permission.VIEW_RESULTS,
+            Permission.GENERATE_REPORT,
+            Permission.SIGN_REPORT,
         }
     ),
     Role.STATISTICIAN_BLINDED: frozenset(
-        {Permission.VIEW_TRIAL, Permission.MANAGE_PROTOCOL, Permission.VIEW_RESULTS}
+        {
+            Permission.VIEW_TRIAL,
+            Permission.MANAGE_PROTOCOL,
+            Permission.VIEW_RESULTS,
+            Permission.GENERATE_REPORT,
+            Permission.SIGN_REPORT,
+        }
     ),
     # Whoever sees the allocation may not write the analysis plan (DOMAIN.md section 2: the SAP
     # is fixed before unblinding): the unblinded statistician reads the protocol, never edits it.
     Role.STATISTICIAN_UNBLINDED: frozenset(
-        {Permission.VIEW_TRIAL, Permission.VIEW_ALLOCATION, Permission.UNBLIND_TRIAL, Permission.VIEW_RESULTS}
+        {
+            Permission.VIEW_TRIAL,
+            Permission.VIEW_ALLOCATION,
+            Permission.UNBLIND_TRIAL,
+            Permission.VIEW_RESULTS,
+            Permission.GENERATE_REPORT,
+            Permission.SIGN_REPORT,
+        }
     ),
     Role.COORDINATOR: frozenset({Permission.VIEW_TRIAL, Permission.ENTER_DATA, Permission.VIEW_IDENTIFIERS}),
     Role.CLINICIAN: frozenset(

@@ -26,6 +26,8 @@ class Signature(Audited, SQLModel, table=True):
     """A signature: who (printed name), when (UTC), what it means, and the hash of what was signed."""
 
     __tablename__ = "signature"
+    # A signature is not the trial's data: reports are signed after the database lock.
+    __database_lock_exempt__ = True
     __table_args__ = (CheckConstraint(f"meaning IN ({_MEANINGS})", name="meaning_known"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -40,6 +42,9 @@ class Signature(Audited, SQLModel, table=True):
     trial_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(Uuid, ForeignKey("trial.id"), nullable=True)
     )
+    # The role the signer signed in (their role in the trial), where the record says whose
+    # signature it needs (a report: the statistician's and the sponsor's).
+    role: str | None = Field(default=None, sa_type=String(32), nullable=True)
 
     @property
     def manifestation(self) -> str:

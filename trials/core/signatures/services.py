@@ -20,6 +20,7 @@ def sign(
     by: Principal,
     lockout_threshold: int,
     trial_id: uuid.UUID | None = None,
+    role: str | None = None,
 ) -> Signature:
     """Sign a record's content. The password is checked again; a wrong one counts to the lockout."""
     user = accounts.reauthenticate(by, password, session=session, lockout_threshold=lockout_threshold)
@@ -32,6 +33,7 @@ def sign(
         record_id=str(record_id),
         content_hash=content_hash,
         trial_id=trial_id,
+        role=role,
     )
     session.add(signature)
     session.flush()

@@ -1,0 +1,191 @@
+"""`trials report CODE --out DIR` (generate and write the evidence bundle), `trials reports CODE`
+(the history), `trials sign-report CODE NUMBER` and `trials worker` (RQ)."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trials.core.cli import acting, as_option, emit, fail, json_option, with_app
+
+
+@click.command("report")
+@click.argument("code")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for report.pdf, results.json and manifest.json.",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["blinded", "final"]),
+    default=None,
+    help="Default: final once the trial is unblinded, blinded before.",
+)
+@as_option
+@json_option
+@with_app
+def report(code: str, out_dir: Path, variant: str | None, as_user: str, as_json: bool) -> None:
+    """Generate trial CODE's evidence report, store it, and write the evidence bundle to OUT."""
+    from reports import bundle, services
+    from reports.models import GeneratedReport, JobStatus, Variant
+    from trials.core.db import db
+    from trials.participants.services import trial_by_code
+
+    with acting(as_user) as (session, principal):
+        trial = trial_by_code(code, session=session)
+        chosen = (
+            Variant(variant)
+            if variant
+            else (
+                Variant.FINAL if services.final_refusal(trial, session=session) is None else Variant.BLINDED
+            )
+        )
+        job = services.request_report(
+            code, chosen, session=session, by=principal, channel="cli", runner="inline"
+        )
+        job_id = job.id
+    with click.progressbar(length=100, label=f"{chosen.value} report", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(_step: str, fraction: float) -> None:
+            step = int(fraction * 100)
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        job = services.run_job(job_id, on_progress=progress)
+    if job.status != JobStatus.DONE.value or job.report_id is None:
+        fail(job.error or "the report could not be generated")
+    with db.transaction() as session:
+        stored = session.get(GeneratedReport, job.report_id)
+        assert stored is not None
+        manifest = bundle.write_bundle(stored, out_dir, session=session, trial_code=code)
+        out: dict[str, Any] = {
+            "trial": code,
+            "report": stored.number,
+            "variant": stored.variant,
+            "pdf_sha256": stored.pdf_sha256,
+            "pdf_bytes": stored.pdf_bytes,
+            "data_snapshot_sha256": stored.data_snapshot_sha256,
+            "manifest": str(manifest),
+            "out_dir": str(out_dir),
+        }
+    emit(
+        out,
+        as_json,
+        lambda d: (
+            f"{d['trial']} report {d['report']} ({d['variant']}): {out_dir / 'report.pdf'} "
+            f"sha256 {d['pdf_sha256']}\nmanifest: {d['manifest']}"
+        ),
+    )
+
+
+@click.command("reports")
+@click.argument("code")
+@as_option
+@json_option
+@with_app
+def reports(code: str, as_user: str, as_json: bool) -> None:
+    """List trial CODE's generated reports with their hashes and signatures."""
+    from reports import services
+
+    with acting(as_user) as (session, principal):
+        rows = [
+            {
+                "number": r.number,
+                "variant": r.variant,
+                "generated_at": r.generated_at.isoformat(),
+                "generated_by": r.generated_by,
+                "pdf_sha256": r.pdf_sha256,
+                "data_snapshot_sha256": r.data_snapshot_sha256,
+                "signatures": [s.manifestation for s in services.signatures_of(r, session=session)],
+            }
+            for r in services.list_reports(code, session=session, by=principal)
+        ]
+
+    def text(data: list[dict[str, Any]]) -> str:
+        if not data:
+            return f"{code}: no report yet"
+        lines = []
+        for r in data:
+            lines.append(
+                f"{r['number']:>3} {r['variant']:<8} {r['generated_at'][:19]} "
+                f"{r['generated_by']:<16} {r['pdf_sha256']}"
+            )
+            lines += [f"      signed: {s}" for s in r["signatures"]]
+        return "\n".join(lines)
+
+    emit(rows, as_json, text)
+
+
+@click.command("sign-report")
+@click.argument("code")
+@click.argument("number", type=click.IntRange(1))
+@click.option(
+    "--meaning",
+    type=click.Choice(["review", "approval", "authorship"]),
+    required=True,
+    help="What the signature means.",
+)
+@click.option(
+    "--password",
+    prompt="Your password (electronic signature)",
+    hide_input=True,
+    help="Asked for when not given; checked again as the signature requires.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the bundle with the signed copy to this folder.",
+)
+@as_option
+@json_option
+@with_app
+def sign_report(
+    code: str, number: int, meaning: str, password: str, out_dir: Path | None, as_user: str, as_json: bool
+) -> None:
+    """Sign report NUMBER of trial CODE (statistician or sponsor): stores a signed copy."""
+    from flask import current_app
+
+    from reports import bundle, services
+
+    with acting(as_user) as (session, principal):
+        outcome = services.sign_report(
+            code,
+            number,
+            meaning=meaning,
+            password=password,
+            session=session,
+            by=principal,
+            lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
+        )
+        out: dict[str, Any] = {
+            "signature": outcome.signature.manifestation,
+            "signed_copy_sha256": outcome.copy.pdf_sha256,
+            "signatures": outcome.copy.signatures,
+        }
+        if out_dir is not None:
+            stored = services.get_report(code, number, session=session, by=principal)
+            out["manifest"] = str(bundle.write_bundle(stored, out_dir, session=session, trial_code=code))
+    emit(out, as_json, lambda d: f"signed: {d['signature']}\nsigned copy sha256 {d['signed_copy_sha256']}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Run the queued jobs, then stop.")
+@with_app
+def worker(burst: bool) -> None:
+    """Run report jobs from the RQ queue (needs REDIS_URL)."""
+    from flask import current_app
+
+    from reports import jobs
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("REDIS_URL"):
+        fail("set REDIS_URL (or TRIALS_REDIS_URL) to the Redis server the web app queues jobs on")
+    jobs.work(app, burst=burst)
