@@ -139,11 +139,20 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
     from trials.core.accounts import services
 
     out = tmp_path / "out"
-    result = run(fresh_database_url, "demo", "--out", str(out), "--participants", "15", "--json")
+    result = run(fresh_database_url, "demo", "--out", str(out), "--participants", "30", "--json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["simulation"]["simulated"] is True
-    assert data["simulation"]["randomized"] == 15
+    assert data["simulation"]["randomized"] == 30
+    # Played to its end: locked, unblinded with a reason, the final evidence bundle written.
+    assert data["end"]["unblinding_reason"]
+    report = data["report"]
+    assert report["variant"] == "final"
+    assert report["path"] == str(out / "report.pdf")
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["report"]["pdf_sha256"] == report["pdf_sha256"]
+    assert json.loads((out / "results.json").read_text())["blinded"] is False
     roles = {a["role"] for a in data["accounts"]}
     assert roles == {
         "admin",
@@ -155,8 +164,9 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
         "monitor",
     }
     assert (out / "demo.json").exists()
-    again = json.loads(run(fresh_database_url, "demo", "--out", str(out), "--json").output)
+    again = json.loads(run(fresh_database_url, "demo", "--out", str(out), "--json").stdout)
     assert again["accounts"][0]["password"] != data["accounts"][0]["password"]
+    assert again["report"] == report  # the final report made once stands
     assert again["simulation"] == {
         "simulated": False,
         "participants_on_record": data["simulation"]["screened"],
