@@ -58,7 +58,7 @@ class GeneratedReport(Audited, SQLModel, table=True):
     __table_args__ = (
         CheckConstraint(f"variant IN ({_values(Variant)})", name="variant_known"),
         CheckConstraint("number >= 1", name="number_positive"),
-        UniqueConstraint("trial_id", "number", name="trial_number"),
+        UniqueConstraint("trial_id", "number"),
     )
     __database_lock_exempt__ = True
     # The PDF and its context are large: their SHA-256 columns are the audited record of them.

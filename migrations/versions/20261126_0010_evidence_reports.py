@@ -46,7 +46,7 @@ def upgrade() -> None:
         sa.CheckConstraint("number >= 1", name=op.f("ck_generated_report_number_positive")),
         sa.ForeignKeyConstraint(["trial_id"], ["trial.id"], name=op.f("fk_generated_report_trial_id_trial")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_generated_report")),
-        sa.UniqueConstraint("trial_id", "number", name=op.f("uq_generated_report_trial_number")),
+        sa.UniqueConstraint("trial_id", "number", name=op.f("uq_generated_report_trial_id_number")),
     )
     with op.batch_alter_table("generated_report", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_generated_report_trial_id"), ["trial_id"], unique=False)
