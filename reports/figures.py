@@ -262,26 +262,32 @@ def _nonempty(value: Sequence[Any] | None, name: str) -> None:
         raise ValueError(f"{name} is empty: there is nothing to draw")
 
 
-def _count(value: Any, name: str, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
+def _count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a count (a non-negative integer), not {value!r}")
     return value
 
 
-def _number(value: Any, name: str, *, optional: bool = False) -> float | None:
-    """A finite number; where `optional`, None or a non-finite float (JSON's null) is None."""
-    if optional and (value is None or (isinstance(value, float) and not math.isfinite(value))):
-        return None
+def _maybe_count(value: Any, name: str) -> int | None:
+    return None if value is None else _count(value, name)
+
+
+def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, not {value!r}")
     return float(value)
 
 
+def _maybe_number(value: Any, name: str) -> float | None:
+    """A finite number, or None for None or a non-finite float (JSON's null)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return _number(value, name)
+
+
 def _limit(value: Any, name: str) -> float:
     """A confidence limit: None (undefined) becomes NaN."""
-    got = _number(value, name, optional=True)
+    got = _maybe_number(value, name)
     return math.nan if got is None else got
 
 
@@ -301,7 +307,7 @@ def _pairs(value: Sequence[Sequence[Any]] | None, name: str) -> list[tuple[str, 
     for i, pair in enumerate(value or ()):
         if len(pair) != 2 or not isinstance(pair[0], str):
             raise ValueError(f"{name}[{i}] must be a [text, n] pair, not {pair!r}")
-        out.append((pair[0], _count(pair[1], f"{name}[{i}]") or 0))
+        out.append((pair[0], _count(pair[1], f"{name}[{i}]")))
     return out
 
 
@@ -423,18 +429,21 @@ def _text_width(text: str, *, bold: bool = False, size: float = FONT_SIZE) -> fl
     return float(width)
 
 
-def _wrap(chunks: Sequence[str], width: float, *, bold: bool = False) -> list[str]:
-    """Greedy line breaking of `chunks` (each kept whole, e.g. "(n = 12)") to `width` points.
+def _wrap(chunks: Sequence[str], width: float, *, rest: float | None = None, bold: bool = False) -> list[str]:
+    """Greedy line breaking of `chunks` to `width` points (`rest` for the lines after the first).
 
-    A word wider than the line is put on a line of its own (it then overflows); the caller's
-    widths are chosen so that this does not happen with ordinary text.
+    A chunk starting "(n = " is kept whole; others break at spaces. A word wider than its line
+    is put on a line of its own (it then overflows); the figures' widths are chosen so that
+    this does not happen with ordinary text.
     """
     words: list[str] = []
     for chunk in chunks:
         words.extend([chunk] if chunk.startswith("(n = ") else chunk.split())
     lines: list[str] = []
     for word in words:
-        if lines and _text_width(f"{lines[-1]} {word}", bold=bold) <= width:
+        # the line being filled is lines[-1]: the first, or one after it
+        limit = width if len(lines) <= 1 or rest is None else rest
+        if lines and _text_width(f"{lines[-1]} {word}", bold=bold) <= limit:
             lines[-1] = f"{lines[-1]} {word}"
         else:
             lines.append(word)
@@ -483,15 +492,11 @@ class _Box:
         self.width = width
         self.lines: list[tuple[str, float, bool]] = []
         for chunks, indent, bold in entries:
-            hang = _text_width("• ") if chunks and chunks[0].startswith("• ") else 0.0
-            wrapped = _wrap(chunks, width - 2 * _PAD - indent, bold=bold)
-            # continuation lines of a bullet hang under its text
-            if hang:
-                wrapped = wrapped[:1] + _wrap(
-                    [" ".join(wrapped[1:])] if len(wrapped) > 1 else [],
-                    width - 2 * _PAD - indent - hang,
-                    bold=bold,
-                )
+            # the lines after the first of a bulleted entry hang under its text
+            bullet = chunks[0][:2] if chunks and chunks[0][:2] in ("• ", "– ") else ""
+            hang = _text_width(bullet, bold=bold) if bullet else 0.0
+            room = width - 2 * _PAD - indent
+            wrapped = _wrap(chunks, room, rest=room - hang, bold=bold)
             for k, line in enumerate(wrapped):
                 self.lines.append((line, indent + (hang if k else 0.0), bold))
 
@@ -501,13 +506,13 @@ class _Box:
 
 
 def _consort_check(flow: ConsortFlow) -> None:
-    screened = _count(flow.get("screened"), "flow['screened']", optional=True)
-    excluded = _count(flow.get("excluded"), "flow['excluded']", optional=True)
-    not_eligible = _count(flow.get("not_eligible"), "flow['not_eligible']", optional=True)
-    declined = _count(flow.get("declined"), "flow['declined']", optional=True)
+    screened = _maybe_count(flow.get("screened"), "flow['screened']")
+    excluded = _maybe_count(flow.get("excluded"), "flow['excluded']")
+    not_eligible = _maybe_count(flow.get("not_eligible"), "flow['not_eligible']")
+    declined = _maybe_count(flow.get("declined"), "flow['declined']")
     randomized = _count(flow.get("randomized"), "flow['randomized']")
     _pairs(flow.get("reasons"), "flow['reasons']")
-    if screened is not None and excluded is not None and screened != excluded + (randomized or 0):
+    if screened is not None and excluded is not None and screened != excluded + randomized:
         raise ValueError(
             f"flow: screened ({screened}) must equal excluded ({excluded}) + randomized ({randomized})"
         )
@@ -526,7 +531,7 @@ def _consort_check(flow: ConsortFlow) -> None:
             if not isinstance(arm.get("label"), str) or not arm["label"]:
                 raise ValueError(f"{name}['label'] must be a non-empty text")
             c = {
-                k: _count(arm.get(k), f"{name}[{k!r}]") or 0
+                k: _count(arm.get(k), f"{name}[{k!r}]")
                 for k in (
                     "allocated",
                     "received",
@@ -553,7 +558,7 @@ def _consort_check(flow: ConsortFlow) -> None:
             raise ValueError("flow['pooled'] is required when flow['arms'] is empty (blinded diagram)")
         _count(pooled.get("lost"), "flow['pooled']['lost']")
         discontinued = _count(pooled.get("discontinued"), "flow['pooled']['discontinued']")
-        analysed = _count(pooled.get("analysed"), "flow['pooled']['analysed']", optional=True)
+        analysed = _maybe_count(pooled.get("analysed"), "flow['pooled']['analysed']")
         reasons = _pairs(pooled.get("discontinued_reasons"), "flow['pooled']['discontinued_reasons']")
         if reasons and sum(n for _, n in reasons) != discontinued:
             raise ValueError("flow['pooled']: discontinued_reasons must add up to discontinued")
@@ -647,8 +652,7 @@ def consort_diagram(flow: ConsortFlow) -> str:
             columns.append([allocation, _Box(follow, col_w), analysis])
         stages = ["Allocation", "Follow-up", "Analysis"]
     else:
-        pooled = flow["pooled"]
-        assert pooled is not None  # checked above
+        pooled = cast(ConsortPooled, flow["pooled"])  # present: checked above
         pooled_w = 260.0
         xs = [centre - pooled_w / 2]
         follow = [
@@ -794,15 +798,14 @@ def _km_check(curves: Sequence[KmSeries]) -> None:
             if key not in c:
                 raise ValueError(f"{name}[{key!r}] is missing")
         _nonempty(c["time"], f"{name}['time']")
-        times = [_number(t, f"{name}['time']") or 0.0 for t in c["time"]]
-        if times[0] < 0:
-            raise ValueError(f"{name}['time'] must not be negative")
+        times = [_number(t, f"{name}['time']") for t in c["time"]]
+        if times[0] != 0 or _number(c["survival"][0], f"{name}['survival']") != 1:
+            raise ValueError(f"{name}['time'] and ['survival'] must start at time 0 with survival 1")
         _ascending(times, f"{name}['time']")
         for key in ("survival", "ci_low", "ci_high"):
             _same_length(c["time"], c[key], f"{name}['time']", f"{name}[{key!r}]")  # type: ignore[literal-required]
         for s in c["survival"]:
-            value = _number(s, f"{name}['survival']")
-            if value is None or not 0.0 <= value <= 1.0:
+            if not 0.0 <= _number(s, f"{name}['survival']") <= 1.0:
                 raise ValueError(f"{name}['survival'] must lie between 0 and 1")
         for key in ("ci_low", "ci_high"):
             for v in c[key]:  # type: ignore[literal-required]
@@ -811,8 +814,10 @@ def _km_check(curves: Sequence[KmSeries]) -> None:
         _same_length(
             censored["time"], censored["count"], f"{name}['censored']['time']", f"{name}['censored']['count']"
         )
-        ctimes = [_number(t, f"{name}['censored']['time']") or 0.0 for t in censored["time"]]
+        ctimes = [_number(t, f"{name}['censored']['time']") for t in censored["time"]]
         _ascending(ctimes, f"{name}['censored']['time']", strict=True)
+        if ctimes and ctimes[0] < 0:
+            raise ValueError(f"{name}['censored']['time'] must not be negative")
         for n in censored["count"]:
             _count(n, f"{name}['censored']['count']")
 
@@ -820,7 +825,7 @@ def _km_check(curves: Sequence[KmSeries]) -> None:
 def _at_risk_check(at_risk: AtRisk) -> None:
     _nonempty(at_risk.get("times"), "at_risk['times']")
     _nonempty(at_risk.get("rows"), "at_risk['rows']")
-    times = [_number(t, "at_risk['times']") or 0.0 for t in at_risk["times"]]
+    times = [_number(t, "at_risk['times']") for t in at_risk["times"]]
     _ascending(times, "at_risk['times']", strict=True)
     for i, row in enumerate(at_risk["rows"]):
         if not isinstance(row.get("label"), str) or not row["label"]:
@@ -880,7 +885,7 @@ def km_plot(
     if at_risk is not None:
         _at_risk_check(at_risk)
     end = _number(end_day, "end_day")
-    if end is None or end <= 0:
+    if end <= 0:
         raise ValueError("end_day must be a positive number of days")
 
     rows = list(at_risk["rows"]) if at_risk is not None else []
@@ -1030,7 +1035,6 @@ def forest_plot(
     if favours is not None and (len(favours) != 2 or not all(isinstance(f, str) and f for f in favours)):
         raise ValueError("favours must be a pair of texts (left of the null line, right of it)")
     null = _number(null_value, "null_value")
-    assert null is not None
     if log_scale and null <= 0:
         raise ValueError("null_value must be positive on a log scale")
     values: list[float] = [null]
@@ -1038,10 +1042,10 @@ def forest_plot(
         name = f"rows[{i}]"
         if not isinstance(row.get("label"), str) or not row["label"]:
             raise ValueError(f"{name}['label'] must be a non-empty text")
-        est = _number(row.get("estimate"), f"{name}['estimate']", optional=True)
-        low = _number(row.get("ci_low"), f"{name}['ci_low']", optional=True)
-        high = _number(row.get("ci_high"), f"{name}['ci_high']", optional=True)
-        _count(row.get("n"), f"{name}['n']", optional=True)
+        est = _maybe_number(row.get("estimate"), f"{name}['estimate']")
+        low = _maybe_number(row.get("ci_low"), f"{name}['ci_low']")
+        high = _maybe_number(row.get("ci_high"), f"{name}['ci_high']")
+        _maybe_count(row.get("n"), f"{name}['n']")
         for v in (est, low, high):
             if v is not None:
                 if log_scale and v <= 0:
@@ -1089,8 +1093,9 @@ def forest_plot(
             n = item.get("n")
             if has_n and n is not None:
                 ax.text(n_x, at, str(n), transform=text_at, va="center", ha="right")
-            est = item["estimate"]
-            low, high = item["ci_low"], item["ci_high"]
+            est = _maybe_number(item["estimate"], "estimate")
+            low = _maybe_number(item["ci_low"], "ci_low")
+            high = _maybe_number(item["ci_high"], "ci_high")
             if est is None:
                 ax.text(est_x, at, "not estimable", transform=text_at, va="center")
                 continue
@@ -1178,24 +1183,33 @@ def lsmeans_by_visit(
     """
     _nonempty(series, "series")
     day_of: dict[str, float] = {}
+    drawn: list[list[tuple[float, float, float | None, float | None]]] = []
     for i, s in enumerate(series):
         name = f"series[{i}]"
         if not isinstance(s.get("label"), str) or not s["label"]:
             raise ValueError(f"{name}['label'] must be a non-empty text")
         _nonempty(s.get("points"), f"{name}['points']")
+        points = []
         for j, p in enumerate(s["points"]):
             where = f"{name}['points'][{j}]"
             if not isinstance(p.get("visit"), str) or not p["visit"]:
                 raise ValueError(f"{where}['visit'] must be a non-empty text")
             day = _number(p.get("day"), f"{where}['day']")
-            if day_of.setdefault(p["visit"], day or 0.0) != day:
+            if day_of.setdefault(p["visit"], day) != day:
                 raise ValueError(f"{where}: visit {p['visit']!r} has two different days")
-            est = _number(p.get("estimate"), f"{where}['estimate']", optional=True)
-            low = _number(p.get("ci_low"), f"{where}['ci_low']", optional=True)
-            high = _number(p.get("ci_high"), f"{where}['ci_high']", optional=True)
-            if None not in (est, low, high) and not low <= est <= high:  # type: ignore[operator]
-                raise ValueError(f"{where}: the interval does not contain the estimate")
-    days = sorted(set(day_of.values()))
+            est = _maybe_number(p.get("estimate"), f"{where}['estimate']")
+            low = _maybe_number(p.get("ci_low"), f"{where}['ci_low']")
+            high = _maybe_number(p.get("ci_high"), f"{where}['ci_high']")
+            if est is None:
+                continue  # not estimable: nothing drawn
+            if low is not None and high is not None and not low <= est <= high:
+                raise ValueError(f"{where}: the interval ({low}, {high}) does not contain the estimate {est}")
+            points.append((day, est, low, high))
+        drawn.append(sorted(points))
+    if len(set(day_of.values())) != len(day_of):
+        raise ValueError("series: two visits have the same day")
+    visit_of = {d: v for v, d in day_of.items()}
+    days = sorted(visit_of)
     span = (days[-1] - days[0]) or 1.0
     step = 0.012 * span
     k = len(series)
@@ -1203,34 +1217,30 @@ def lsmeans_by_visit(
         fig = _figure(MAX_WIDTH_IN, 3.4)
         ax = fig.add_subplot()
         ax.axhline(0.0, color=GREY, linewidth=0.8)
-        for i, s in enumerate(series):
+        for i, (s, points) in enumerate(zip(series, drawn, strict=True)):
             style = _style(i)
             shift = (i - (k - 1) / 2) * step
-            pts = sorted(
-                (p for p in s["points"] if p.get("estimate") is not None), key=lambda p: float(p["day"])
-            )
-            xs = [float(p["day"]) + shift for p in pts]
-            ys = [float(p["estimate"] or 0.0) for p in pts]
-            lower = [
-                y - p["ci_low"] if p["ci_low"] is not None else 0.0 for y, p in zip(ys, pts, strict=True)
-            ]
-            upper = [
-                p["ci_high"] - y if p["ci_high"] is not None else 0.0 for y, p in zip(ys, pts, strict=True)
-            ]
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[lower, upper],
+            ax.plot(
+                [d + shift for d, _, _, _ in points],
+                [e for _, e, _, _ in points],
                 color=style["color"],
                 linestyle=style["linestyle"],
                 marker=style["marker"],
                 markersize=5,
-                capsize=3,
-                elinewidth=1.0,
                 label=_escape(s["label"]),
             )
-        by_day = {d: v for v, d in sorted(day_of.items(), key=lambda kv: kv[1])}
-        ax.set_xticks(days, [_escape(f"{by_day[d]}\n{d:g}") for d in days])
+            bars = [(d + shift, e, lo, hi) for d, e, lo, hi in points if lo is not None and hi is not None]
+            if bars:
+                ax.errorbar(
+                    [d for d, _, _, _ in bars],
+                    [e for _, e, _, _ in bars],
+                    yerr=[[e - lo for _, e, lo, _ in bars], [hi - e for _, e, _, hi in bars]],
+                    color=style["color"],
+                    linestyle="none",
+                    capsize=3,
+                    elinewidth=1.0,
+                )
+        ax.set_xticks(days, [_escape(f"{visit_of[d]}\n{d:g}") for d in days])
         ax.set_xlim(days[0] - 0.06 * span, days[-1] + 0.06 * span)
         ax.set_xlabel(_escape(xlabel))
         ax.set_ylabel(_escape(ylabel))
@@ -1243,7 +1253,7 @@ def _step_check(curve: Any, name: str) -> tuple[list[float], list[float]]:
     if not isinstance(curve, dict):
         raise ValueError(f"{name} must be a step curve {{'time': [...], 'proportion': [...]}}")
     _nonempty(curve.get("time"), f"{name}['time']")
-    times = [_number(t, f"{name}['time']") or 0.0 for t in curve["time"]]
+    times = [_number(t, f"{name}['time']") for t in curve["time"]]
     _ascending(times, f"{name}['time']")
     _same_length(curve["time"], curve.get("proportion") or (), f"{name}['time']", f"{name}['proportion']")
     props = []
@@ -1295,7 +1305,7 @@ def attrition_chart(
             )
         )
     last = max(t[-1] for pair in checked for t, _ in pair)
-    end = _number(end_day, "end_day", optional=True)
+    end = _maybe_number(end_day, "end_day")
     with _drawing():
         from matplotlib.lines import Line2D
         from matplotlib.ticker import PercentFormatter
@@ -1390,9 +1400,9 @@ def enrolment_chart(series: Sequence[EnrolmentSeries], *, target: int | None = N
         for a, b in zip(dates, dates[1:], strict=False):
             if b <= a:
                 raise ValueError(f"{name}['dates'] must be ascending without repeats")
-        counts = [_count(n, f"{name}['randomized']") or 0 for n in s["randomized"]]
+        counts = [_count(n, f"{name}['randomized']") for n in s["randomized"]]
         sites.append((s["label"], dates, counts))
-    goal = _count(target, "target", optional=True)
+    goal = _maybe_count(target, "target")
     last = max(d[-1] for _, d, _ in sites)
     totals: dict[date, int] = {}
     for _, dates, counts in sites:
@@ -1466,8 +1476,8 @@ def completeness_chart(rows: Sequence[CompletenessRow]) -> str:
         name = f"rows[{i}]"
         if not isinstance(row.get("visit"), str) or not row["visit"]:
             raise ValueError(f"{name}['visit'] must be a non-empty text")
-        observed = _count(row.get("observed"), f"{name}['observed']") or 0
-        total = _count(row.get("total"), f"{name}['total']") or 0
+        observed = _count(row.get("observed"), f"{name}['observed']")
+        total = _count(row.get("total"), f"{name}['total']")
         if total == 0 or observed > total:
             raise ValueError(
                 f"{name}: observed ({observed}) must be between 0 and total ({total}), total > 0"
