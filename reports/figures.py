@@ -6,8 +6,9 @@ analysis-results document and the report context) and returns the SVG of one fig
 matplotlib's object API (``matplotlib.figure.Figure``, never pyplot) and share these rules:
 
 - text is written as SVG text in DejaVu Sans (``svg.fonttype = "none"``), so that it is
-  searchable in the PDF; no text is smaller than 9 pt at the figure's size, and no figure is
-  wider than 6.9 in (US Letter less the report's margins);
+  searchable in the PDF, laid out with the font's metrics and asking for the report's embedded
+  face of it first (:data:`SVG_FONT_FAMILY`); no text is smaller than 9 pt at the figure's
+  size, and no figure is wider than 6.9 in (US Letter less the report's margins);
 - the same input gives the same bytes (no date, creator or random identifiers in the SVG);
 - colours are the Okabe-Ito palette, safe for colour-blind readers; arms also differ by line
   style and marker so that they stay apart in grey;
@@ -64,6 +65,12 @@ MAX_WIDTH_IN = 6.9
 #: Size of all text, in points (the smallest the report allows in figures).
 FONT_SIZE = 9.0
 FONT_FAMILY = "DejaVu Sans"
+#: The name under which the report's stylesheet embeds matplotlib's DejaVu Sans files
+#: (reports/static/report.css). The SVG asks for it first: under its own name DejaVu Sans
+#: would be the system's copy, found by fontconfig, rather than the packaged one.
+REPORT_FONT_FACE = "Report Sans"
+#: The SVG text's font family: the report's face, else DejaVu Sans (outside the report).
+SVG_FONT_FAMILY = f"{REPORT_FONT_FACE}, {FONT_FAMILY}, sans-serif"
 #: Okabe-Ito colours, in the order arms get them (black is kept for totals and references).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 LINE_STYLES = ("-", "--", ":", "-.")
@@ -353,7 +360,7 @@ def _declarations(text: str) -> list[tuple[str, str]]:
         if sep and name.strip():
             value = value.strip()
             if name.strip() == "font-family":
-                value = value.replace("'", "")
+                value = SVG_FONT_FAMILY  # matplotlib writes FONT_FAMILY, which every figure sets
             out.append((name.strip(), value))
     return out
 

@@ -240,7 +240,9 @@ def test_a_figure_is_inline_svg_with_text_as_text_at_9_pt_or_more(drawn: dict[st
     sizes = font_sizes_pt(svg)
     assert sizes
     assert min(sizes) >= 9.0
-    assert {t.attrib["font-family"] for t in root.iter(f"{SVG}text")} == {"DejaVu Sans"}
+    assert {t.attrib["font-family"] for t in root.iter(f"{SVG}text")} == {
+        "Report Sans, DejaVu Sans, sans-serif"
+    }
     for expected in EXPECTED_TEXT[name]:
         assert expected in texts(svg), expected
 
@@ -301,9 +303,21 @@ def test_the_consort_diagram_notes_that_reasons_may_overlap(drawn: dict[str, str
     assert "Allocated to" not in texts(drawn["consort_blinded"])  # nothing by arm while blinded
 
 
-def test_figures_inline_in_html_render_to_searchable_pdf_text_without_a_weasyprint_message(
+def test_the_report_stylesheet_embeds_the_face_the_figures_ask_for() -> None:
+    from importlib import resources
+
+    css = resources.files("reports").joinpath("static", "report.css").read_text(encoding="utf-8")
+    faces = re.findall(r"@font-face\s*\{[^}]*font-family:\s*\"([^\"]+)\"[^}]*DejaVuSans", css)
+    assert figures.REPORT_FONT_FACE in faces
+
+
+def test_figures_inline_in_html_render_to_searchable_pdf_text_in_the_embedded_face_without_a_message(
     drawn: dict[str, str],
 ) -> None:
+    from pathlib import Path
+
+    import matplotlib
+    import pikepdf
     from pdfminer.high_level import extract_text
 
     with warnings.catch_warnings():
@@ -319,18 +333,33 @@ def test_figures_inline_in_html_render_to_searchable_pdf_text_without_a_weasypri
             if not record.name.startswith("weasyprint.progress"):
                 messages.append(record.getMessage())
 
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    faces = "".join(
+        f'@font-face {{ font-family: "{figures.REPORT_FONT_FACE}"; font-weight: {weight}; '
+        f'src: url("{(fonts / file).as_uri()}"); }}'
+        for weight, file in (("normal", "DejaVuSans.ttf"), ("bold", "DejaVuSans-Bold.ttf"))
+    )
+    body = "".join(f"<figure>{drawn[name]}</figure>" for name in ("consort", "km", "forest", "lsmeans"))
+    html = f"<html><head><style>{faces}</style></head><body>{body}</body></html>"
     handler = Collect(logging.DEBUG)
     logger = logging.getLogger("weasyprint")
     logger.addHandler(handler)
     try:
-        body = "".join(f"<figure>{drawn[name]}</figure>" for name in ("consort", "km", "forest", "lsmeans"))
-        pdf = weasyprint.HTML(string=f"<html><body>{body}</body></html>").write_pdf(full_fonts=True)
+        pdf = weasyprint.HTML(string=html).write_pdf(full_fonts=True)
     finally:
         logger.removeHandler(handler)
     assert messages == []
     text = " ".join(extract_text(io.BytesIO(pdf)).split())
     for expected in ("Allocated to CBT app", "Number at risk", "not estimable", "W08"):
         assert expected in text
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        names = {
+            str(o.FontName)
+            for o in document.objects
+            if isinstance(o, pikepdf.Dictionary) and o.get("/Type") == "/FontDescriptor"
+        }
+    assert names
+    assert all("+Report-Sans" in name for name in names), names  # never the system's DejaVu
 
 
 # --- bad input -------------------------------------------------------------------------------
