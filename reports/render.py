@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 #: Base URL of the packaged assets; the templates and the stylesheet name them absolutely.
 ASSET_SCHEME = "trials-report"
 BASE_URL = f"{ASSET_SCHEME}:/"
+#: The stylesheet's font family (DejaVu Sans from matplotlib's files) and the family the
+#: figures name (reports.figures writes its text in DejaVu Sans).
+FONT_FAMILY = "Report Sans"
+FIGURE_FONT = "DejaVu Sans"
 #: Asset path -> (where it is, media type). Fonts are read from matplotlib's data folder.
 FONT_FILES = {
     "fonts/DejaVuSans.ttf": "DejaVuSans.ttf",
@@ -68,7 +72,9 @@ def _jinja() -> "jinja2.Environment":
 
 
 def inline_svg(text: str | None) -> Any:
-    """An SVG figure's text for inlining: from its ``<svg`` element on (no XML prolog)."""
+    """An SVG figure's text for inlining: from its ``<svg`` element on (no XML prolog), its
+    DejaVu Sans text set in the stylesheet's family of the same DejaVu Sans files (the name
+    "DejaVu Sans" would let the system's font configuration pick a font)."""
     from markupsafe import Markup
 
     if not text:
@@ -76,7 +82,8 @@ def inline_svg(text: str | None) -> Any:
     start = text.find("<svg")
     if start < 0:
         raise ValueError("a figure is not SVG text")
-    return Markup(text[start:])  # noqa: S704 - SVG made by our figures module from our data
+    svg = text[start:].replace(f'font-family="{FIGURE_FONT}"', f'font-family="{FONT_FAMILY}"')
+    return Markup(svg)  # noqa: S704 - SVG made by reports.figures from the report's own data
 
 
 def render_html(context: ReportContext, *, signatures: Sequence[SignatureLine] = ()) -> str:
@@ -91,8 +98,30 @@ def render_html(context: ReportContext, *, signatures: Sequence[SignatureLine] =
         "signatures": [asdict(s) for s in signatures],
         "base_url": BASE_URL,
     }
-    body = env.get_template("body.html").render(**values)
+    body = unique_figure_ids(env.get_template("body.html").render(**values))
     return env.get_template("report.html").render(**values, body=Markup(body), toc=headings(body))
+
+
+_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+_FIGURE_ID = re.compile(r'\bid="(fig[0-9a-f]+-)')
+
+
+def unique_figure_ids(html: str) -> str:
+    """The same figure inlined twice (two analyses of the same fit) would define its ids
+    twice: every later copy gets its ids, and the references to them, renamed."""
+    seen: dict[str, int] = {}
+
+    def rename(match: re.Match[str]) -> str:
+        svg = match.group(0)
+        found = _FIGURE_ID.search(svg)
+        if found is None:
+            return svg
+        prefix = found.group(1)
+        copies = seen.get(prefix, 0)
+        seen[prefix] = copies + 1
+        return svg if copies == 0 else svg.replace(prefix, f"{prefix}copy{copies}-")
+
+    return _SVG.sub(rename, html)
 
 
 class _Headings(HTMLParser):

@@ -91,7 +91,9 @@ class PageText:
         return ["".join(t for _x, t in sorted(chars)) for _y, chars in sorted(by_line.items(), reverse=True)]
 
 
-def page_texts(pdf: bytes) -> list[PageText]:
+def page_texts(pdf: bytes, *, last_only: bool = False) -> list[PageText]:
+    """Every page's text, or the last page's only."""
+    import pikepdf
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LTChar, LTTextLine
 
@@ -99,15 +101,22 @@ def page_texts(pdf: bytes) -> list[PageText]:
         if isinstance(item, LTTextLine):
             page.lines.append(item.get_text().strip())
         if isinstance(item, LTChar):
-            page.chars.append((item.get_text(), item.size, item.x0, item.y0, item.x1, item.y1))
+            # pdfminer's size is the box's height; text turned a quarter (the CONSORT diagram's
+            # stage labels) has its font size across the box instead.
+            a, b, c, d, _e, _f = item.matrix
+            size = item.width if abs(a) < 1e-9 and abs(d) < 1e-9 and b * c != 0 else item.size
+            page.chars.append((item.get_text(), size, item.x0, item.y0, item.x1, item.y1))
             return
         if hasattr(item, "__iter__"):
             for child in item:
                 walk(child, page)
 
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        count = len(document.pages)
+    numbers = [count - 1] if last_only else list(range(count))
     pages = []
-    for number, layout in enumerate(extract_pages(io.BytesIO(pdf)), start=1):
-        page = PageText(number, [], [])
+    for number, layout in zip(numbers, extract_pages(io.BytesIO(pdf), page_numbers=numbers), strict=True):
+        page = PageText(number + 1, [], [])
         walk(layout, page)
         pages.append(page)
     return pages
