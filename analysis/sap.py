@@ -97,6 +97,9 @@ StrategyName = Literal[
 ENDPOINT_TYPES = ("continuous_change", "responder", "remission", "time_to_event")
 STRATEGIES = ("treatment_policy", "hypothetical", "composite", "while_on_treatment", "principal_stratum")
 POOLED = "ALL"
+#: Most points of a Kaplan-Meier curve (and of its censoring times) kept in a record's
+#: ``statistics["curve"]``; a longer curve is thinned (see :func:`_km_curve`).
+KM_CURVE_MAX_POINTS = 500
 
 
 # --------------------------------------------------------------------------------------------
@@ -986,7 +989,8 @@ def run_sap(
       proportions (Wilson), risk difference (Newcombe), risk ratio (log interval), odds ratio
       from logistic regression on the baseline score and factors of the plan, NNT.
     - time to event: follow-up ends at the endpoint visit's target day; Kaplan-Meier medians
-      (Brookmeyer-Crowley) in every arm of the population; log-rank test and Cox model
+      (Brookmeyer-Crowley) in every arm of the population, each with its numbers at risk and
+      its curve (steps, log-log limits, censoring times) for the figure; log-rank test and Cox model
       (Efron ties) of the two arms, both stratified by the randomization strata; the
       proportional-hazards score test.
 
@@ -1697,16 +1701,18 @@ def _time_to_event(run: _Run, target: _Target) -> None:
         out = []
         for arm in order:
             curve = res.curve(arm)
+            steps, thinned = _km_curve(curve)
             out.append(
                 _record(
                     curve.median,
                     analysis_id=target.aid("KM_MEDIAN", arm),
                     arm=arm,
-                    notes=(*notes, *res.notes),
+                    notes=(*notes, *res.notes, *thinned),
                     statistics={
                         "n_events": curve.n_events,
                         "at_risk": {f"{t:g}": n for t, n in curve.at_risk},
                         "text": curve.median.text(),
+                        "curve": steps,
                     },
                     parameters={"end_of_follow_up_day": ep.day},
                     **target.identity(),
@@ -1815,6 +1821,78 @@ def _time_to_event(run: _Run, target: _Target) -> None:
 
 def _visit_days(run: _Run, end_day: int) -> list[int]:
     return [*(d for d in run.spec.visit_days if d <= end_day), end_day]
+
+
+def _thin(times: Sequence[float], limit: int) -> list[int]:
+    """Choose the indices kept of ascending `times`: all up to `limit`, else <= `limit` of them.
+
+    The first index is always kept. The span from the first time to the last is cut into
+    ``limit - 1`` bins of equal width (right-closed) and the last index in each non-empty bin
+    is kept, so that the last index is kept too.
+    """
+    n = len(times)
+    if n <= limit:
+        return list(range(n))
+    start, width = times[0], (times[-1] - times[0]) / (limit - 1)
+    keep = [0]
+    last_bin = 0
+    for i in range(1, n):
+        b = min(limit - 1, max(1, math.ceil((times[i] - start) / width))) if width > 0 else limit - 1
+        if b == last_bin and keep[-1] != 0:
+            keep[-1] = i
+        else:
+            keep.append(i)
+        last_bin = b
+    return keep
+
+
+def _km_curve(
+    curve: SurvivalCurve, limit: int = KM_CURVE_MAX_POINTS
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Give the step function of a Kaplan-Meier curve and its censoring times, for a figure.
+
+    Returns ``({"time", "survival", "ci_low", "ci_high", "censored": {"time", "count"}},
+    notes)``. The curve starts at time 0 with survival 1 (limits undefined there, as where the
+    estimator's survival is 1), then has one point per distinct event time: the survival and
+    log-log limits just after it. The censoring times are the distinct times with at least one
+    censoring, with their counts. Each list has every point up to `limit` points; a longer one
+    is thinned by :func:`_thin` (a curve keeps the point ending each bin, so the step drawn is
+    exact at the kept times; censorings are counted at the last censoring time of their bin)
+    and a note says so.
+    """
+    events = [i for i, d in enumerate(curve.n_event) if d > 0]
+    time = [0.0, *(curve.time[i] for i in events)]
+    survival = [1.0, *(curve.survival[i] for i in events)]
+    low = [math.nan, *(curve.ci_low[i] for i in events)]
+    high = [math.nan, *(curve.ci_high[i] for i in events)]
+    censored = [(t, c) for t, c in zip(curve.time, curve.n_censor, strict=True) if c > 0]
+    notes = []
+    keep = _thin(time, limit)
+    if len(keep) < len(time):
+        notes.append(
+            f"the Kaplan-Meier curve's {len(time)} points are thinned to {len(keep)} in "
+            "statistics.curve (the last point of each of equal time bins is kept)"
+        )
+        time, survival, low, high = ([v[i] for i in keep] for v in (time, survival, low, high))
+    ctime = [t for t, _ in censored]
+    ccount = [c for _, c in censored]
+    ckeep = _thin(ctime, limit)
+    if len(ckeep) < len(ctime):
+        notes.append(
+            f"the {len(ctime)} censoring times are thinned to {len(ckeep)} in statistics.curve "
+            "(the censorings of each of equal time bins are counted at its last censoring time)"
+        )
+        bounds = [-1, *ckeep]
+        ccount = [sum(ccount[a + 1 : b + 1]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        ctime = [ctime[i] for i in ckeep]
+    steps = {
+        "time": time,
+        "survival": survival,
+        "ci_low": low,
+        "ci_high": high,
+        "censored": {"time": ctime, "count": ccount},
+    }
+    return steps, tuple(notes)
 
 
 def _survival_at(
@@ -2082,10 +2160,12 @@ def _run_blinded(
             e = event_from_cnsr(rows["cnsr"]).to_numpy(dtype=bool)
             late = t > ep.day
             data = rows.assign(time=np.where(late, float(ep.day), t), event=e & ~late)
-            res = kaplan_meier(data, time="time", event="event", alpha=alpha)
+            days = [*(d for d in visit_days if d <= ep.day), ep.day]
+            at_risk_days = [0.0, *sorted({float(d) for d in days})]
+            res = kaplan_meier(data, time="time", event="event", at_risk_times=at_risk_days, alpha=alpha)
             curve = res.curves[0]
             m = curve.median
-            days = [*(d for d in visit_days if d <= ep.day), ep.day]
+            steps, thinned = _km_curve(curve)
             landmarks = [
                 replace(
                     record,
@@ -2104,11 +2184,16 @@ def _run_blinded(
                     n=m.n,
                     method=m.method,
                     parameters=as_parameters(end_of_follow_up_day=ep.day, pooled=True, alpha=alpha),
-                    notes=(*m.notes, *res.notes),
+                    notes=(*m.notes, *res.notes, *thinned),
                     analysis_id=_aid(ep.code, "KM_MEDIAN", POOLED),
                     endpoint=ep.code,
                     population=population_code,
-                    statistics={"n_events": curve.n_events, "text": m.text()},
+                    statistics={
+                        "n_events": curve.n_events,
+                        "at_risk": {f"{t:g}": n for t, n in curve.at_risk},
+                        "text": m.text(),
+                        "curve": steps,
+                    },
                 ),
                 *landmarks,
             ]

@@ -428,6 +428,16 @@ def test_time_to_response_censors_at_withdrawal_and_crisis_and_equals_cox_and_lo
     at56 = document.record("TT_RESPONSE.E6_TT_RESPONSE.KM_SURVIVAL.CBT.D56")
     assert (at56.estimate, at56.ci_low, at56.ci_high) == (km.survival[k], km.ci_low[k], km.ci_high[k])
     assert at56.statistics["n_at_risk"] == int((data.loc[data["arm"] == "CBT", "time"] >= 56).sum())
+    # the curve for the figure: time 0, then the estimator's rows with an event
+    steps = median.statistics["curve"]
+    events = [i for i, d in enumerate(km.n_event) if d > 0]
+    assert steps["time"] == [0.0, *(km.time[i] for i in events)]
+    assert steps["survival"] == [1.0, *(km.survival[i] for i in events)]
+    assert steps["ci_low"][1:] == [km.ci_low[i] for i in events]
+    assert steps["censored"] == {
+        "time": [t for t, c in zip(km.time, km.n_censor, strict=True) if c],
+        "count": [c for c in km.n_censor if c],
+    }
     # Kaplan-Meier medians are given for every arm of the population
     assert {r.arm for r in document.results if ".E6_TT_RESPONSE.KM_MEDIAN." in r.analysis_id} == set(ARMS)
 
@@ -436,6 +446,81 @@ def test_stopping_app_use_is_analysed_in_the_app_arms_only(document: ResultsDocu
     arms = {r.arm for r in document.results if ".E7_TT_STOP_APP.KM_MEDIAN." in r.analysis_id}
     assert arms == {"CBT", "ATTN"}
     assert document.record("TT_STOP_APP.E7_TT_STOP_APP.COX.CBT-ATTN").statistics["favours"] in ("CBT", "ATTN")
+
+
+def _km_records(document: ResultsDocument) -> list[Any]:
+    return [r for r in document.results if ".KM_MEDIAN." in r.analysis_id]
+
+
+def test_the_km_curve_gives_each_survival_record_at_its_day_and_accounts_for_everyone(
+    document: ResultsDocument, blinded: ResultsDocument
+) -> None:
+    import bisect
+
+    medians = [*_km_records(document), *_km_records(blinded)]
+    assert len(medians) == 3 + 2 + 1  # time to response by arm, stopping app use by app arm, pooled
+    for median in medians:
+        curve = median.statistics["curve"]
+        time, survival = curve["time"], curve["survival"]
+        assert (time[0], survival[0]) == (0.0, 1.0)
+        assert time == sorted(time)
+        assert all(a >= b for a, b in zip(survival, survival[1:], strict=False))
+        assert len(time) == len(survival) == len(curve["ci_low"]) == len(curve["ci_high"])
+        assert sum(curve["censored"]["count"]) + median.statistics["n_events"] == median.n
+        assert len(set(curve["censored"]["time"])) == len(curve["censored"]["time"])
+        prefix = median.analysis_id.replace(".KM_MEDIAN.", ".KM_SURVIVAL.") + ".D"
+        document_of = document if median in document.results else blinded
+        landmarks = [r for r in document_of.results if r.analysis_id.startswith(prefix)]
+        assert [r.parameters["day"] for r in landmarks] == [
+            float(d) for d in median.statistics["at_risk"] if d != "0"
+        ]
+        for record in landmarks:
+            k = bisect.bisect_right(time, record.parameters["day"]) - 1
+            assert survival[k] == record.estimate
+            if k > 0:
+                assert (curve["ci_low"][k], curve["ci_high"][k]) == (record.ci_low, record.ci_high)
+    # in the JSON: plain lists of numbers, null where a limit is undefined (survival 1)
+    parsed = json.loads(blinded.to_json())
+    pooled = next(r for r in parsed["results"] if r["analysis_id"] == "TT_RESPONSE.KM_MEDIAN.ALL")
+    assert pooled["statistics"]["curve"]["ci_low"][0] is None
+    assert pooled["statistics"]["at_risk"]["0"] == N
+
+
+def test_a_long_km_curve_is_thinned_deterministically_to_at_most_500_points() -> None:
+    import bisect
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    data = pd.DataFrame({"time": rng.exponential(400.0, n).round(3), "event": rng.random(n) < 0.6})
+    curve = kaplan_meier(data, time="time", event="event").curves[0]
+    steps, notes = sap_module._km_curve(curve)
+    full, _ = sap_module._km_curve(curve, limit=10**6)
+    assert len(full["time"]) == 1 + sum(1 for d in curve.n_event if d) > 500
+    assert len(full["censored"]["time"]) > 500
+    assert len(steps["time"]) <= 500
+    assert len(steps["censored"]["time"]) <= 500
+    assert len(notes) == 2
+    # each step of the full curve is drawn at most one bin (1/499 of the time span) late
+    width = full["time"][-1] / 499
+    for t in full["time"]:
+        later = steps["time"][bisect.bisect_left(steps["time"], t)]
+        assert t <= later <= t + width * (1 + 1e-9)
+    # every kept point is a corner of the full curve, the first and the last among them
+    corners = dict(zip(full["time"], full["survival"], strict=True))
+    assert all(corners[t] == s for t, s in zip(steps["time"], steps["survival"], strict=True))
+    assert steps["time"][0] == 0.0
+    assert steps["time"][-1] == full["time"][-1]
+    assert steps["survival"][-1] == full["survival"][-1]
+    # censorings are moved within their bin, never lost
+    assert sum(steps["censored"]["count"]) == sum(full["censored"]["count"]) == n - curve.n_events
+    assert set(steps["censored"]["time"]) <= set(full["censored"]["time"])
+    assert steps["censored"]["time"][-1] == full["censored"]["time"][-1]
+    assert sap_module._km_curve(curve) == (steps, notes)
+    # a curve of up to 500 points keeps every corner
+    short = kaplan_meier(data.iloc[:400], time="time", event="event").curves[0]
+    kept, none = sap_module._km_curve(short)
+    assert none == ()
+    assert kept["time"] == [0.0, *(t for t, d in zip(short.time, short.n_event, strict=True) if d)]
 
 
 def test_descriptive_statistics_by_arm_and_visit_with_the_pooled_column(
