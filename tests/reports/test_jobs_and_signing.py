@@ -121,7 +121,7 @@ def test_a_blinded_report_is_a_job_with_progress_stored_with_its_hash(
     # The creation is on the audit trail (the PDF by its hash), and the chain verifies.
     audited = rows(
         trial["url"],
-        "SELECT actor_username, new_value FROM audit_entry WHERE table_name = 'generated_report' "
+        "SELECT username, new_value FROM audit_entry WHERE table_name = 'generated_report' "
         "AND field = 'pdf_sha256'",
     )
     assert len(audited) == 1
@@ -254,10 +254,12 @@ def test_final_report_after_unblinding_signed_by_statistician_and_sponsor(
     # The sponsor signs through the API with a token; a second signature by the same person is refused.
     from trials.core.accounts import services as accounts
     from trials.core.accounts.models import TokenCreate
+    from trials.core.audit import services as audit
     from trials.core.db import db
 
     with app.app_context(), db.transaction() as session:
         sponsor = accounts.load_principal(accounts.get_user("sponsor", session=session), session=session)
+        audit.set_actor(session, accounts.actor_for(sponsor, "web"))
         _token, secret = accounts.create_token(
             TokenCreate(name="sign", scope="write"), session=session, by=sponsor
         )
