@@ -19,7 +19,6 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from reports.models import GeneratedReport, JobStatus, ReportJob, SignedReportCopy, Variant
-from trials.analyses.unblinding import unblinding_of
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
@@ -53,16 +52,13 @@ def parse_variant(value: str | None) -> Variant:
 
 
 def final_refusal(trial: Trial, *, session: Session) -> str | None:
-    """Why the final (unblinded) report cannot be generated yet, or None.
+    """Why the final (unblinded) report cannot be generated yet, or None: it needs a locked
+    analysis plan, the database lock and the trial's unblinding."""
+    from reports.gather import final_report_missing
 
-    The unblinding is recorded only under a locked plan and a locked database, and an unblinded
-    trial's database cannot be unlocked: the unblinding record stands for all three.
-    """
-    if unblinding_of(trial.id, session=session) is None:
-        return (
-            f"the final report of trial {trial.code} needs a locked analysis plan, a locked database "
-            "and the trial's unblinding; the trial is not unblinded"
-        )
+    missing = final_report_missing(trial.code, session=session)
+    if missing:
+        return f"the final report of trial {trial.code} waits for {' and '.join(missing)}"
     return None
 
 
@@ -208,8 +204,10 @@ def _store(
         raise NotFound(f"no trial {code}")
     # Checked again where the report is written: rights can change while a job waits.
     authorize(by, Permission.GENERATE_REPORT, session=session, trial_id=trial.id)
-    if variant is Variant.FINAL and final_refusal(trial, session=session) is not None:
-        raise Conflict("the trial's unblinding is missing")  # cannot be undone once recorded
+    if variant is Variant.FINAL:
+        refusal = final_refusal(trial, session=session)
+        if refusal is not None:  # the unblinding cannot be undone: only if it never was
+            raise Conflict(refusal)
     number = (
         session.exec(
             select(func.max(GeneratedReport.number)).where(GeneratedReport.trial_id == trial.id)

@@ -91,7 +91,7 @@ def test_a_blinded_report_is_a_job_with_progress_stored_with_its_hash(
     page = sponsor.get(f"/trials/{CODE}/reports")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "not unblinded" in html  # why the final report is not available yet
+    assert "waits for the database lock and the trial&#39;s unblinding" in html  # why no final report yet
     refused = sponsor.post(
         f"/trials/{CODE}/reports", data={"variant": "final", "csrf_token": csrf_token(html)}
     )
@@ -189,7 +189,7 @@ def test_final_report_after_unblinding_signed_by_statistician_and_sponsor(
         url, "report", CODE, "--out", str(tmp / "early"), "--variant", "final", "--as", "statistician"
     )
     assert early.exit_code == 1
-    assert "not unblinded" in early.output
+    assert "waits for the database lock and the trial's unblinding" in early.output
     assert run_cli(url, "db-lock", CODE, "--reason", "all queries closed", "--as", "sponsor").exit_code == 0
     assert run_cli(url, "unblind", CODE, "--reason", "final analysis", "--as", "statistician").exit_code == 0
 
