@@ -122,10 +122,12 @@ def result_cells(record: Mapping[str, Any] | None) -> dict[str, Any]:
     """A result as printed: estimate, interval, p-value, n, notes."""
     if record is None:
         return {"estimate": NOT_ESTIMABLE, "ci": fmt_ci(None, None), "p": NOT_ESTIMABLE, "n": "", "notes": []}
+    estimable = _finite(record.get("estimate")) is not None
     return {
         "estimate": fmt_estimate(record.get("estimate")),
         "ci": fmt_ci(record.get("ci_low"), record.get("ci_high")),
-        "p": fmt_p(record.get("p_value")),
+        # A method without a test (a risk difference's interval) has no p-value to print.
+        "p": fmt_p(record.get("p_value")) if record.get("p_value") is not None or not estimable else "",
         "n": "" if record.get("n") is None else str(record["n"]),
         "notes": list(record.get("notes") or []),
     }

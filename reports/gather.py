@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from protocols.document import ProtocolDocument, canonical_dict
 from protocols.models import ProtocolVersion
-from trials.analyses.services import plan_version, run_analysis
+from trials.analyses.services import run_analysis
 from trials.analyses.unblinding import unblinding_of
 from trials.core.accounts.models import Site, User
 from trials.core.accounts.permissions import Permission, Principal
@@ -85,19 +85,22 @@ class Gathered:
 
 
 def final_report_missing(code: str, *, session: Session) -> list[str]:
-    """What the final report still waits for: the locked plan, the database lock, the unblinding."""
+    """What the final report of trial CODE still waits for (empty when it can be made)."""
     trial = trial_by_code(code, session=session)
+    return _missing(
+        _versions(trial.id, session=session),
+        current_lock(trial.id, session=session) is not None,
+        unblinding_of(trial.id, session=session) is not None,
+    )
+
+
+def _missing(versions: list[dict[str, Any]], locked: bool, unblinded: bool) -> list[str]:
     missing = []
-    locked = session.exec(
-        select(ProtocolVersion.id).where(
-            ProtocolVersion.trial_id == trial.id, ProtocolVersion.status == "locked"
-        )
-    ).first()
-    if locked is None:
+    if not any(v["status"] == "locked" for v in versions):
         missing.append("a locked analysis plan (protocol version)")
-    if current_lock(trial.id, session=session) is None:
+    if not locked:
         missing.append("the database lock")
-    if unblinding_of(trial.id, session=session) is None:
+    if not unblinded:
         missing.append("the trial's unblinding")
     return missing
 
@@ -125,28 +128,24 @@ def gather(
 
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
+    step("reading the protocol versions and locks", 0.02)
+    versions = _versions(trial.id, session=session)
+    lock = current_lock(trial.id, session=session)
     if variant == "final":
-        missing = final_report_missing(code, session=session)
+        missing = _missing(versions, lock is not None, unblinding_of(trial.id, session=session) is not None)
         if missing:
             raise Conflict(
                 f"the final report of trial {code} needs {', '.join(missing)}: it is still missing"
             )
     when = generated_at or utcnow()
 
-    step("reading the protocol versions", 0.02)
-    versions = _versions(trial.id, session=session)
-    version, document = plan_version(trial, session=session)
-    lock = current_lock(trial.id, session=session)
-    unblinding = unblinding_of(trial.id, session=session)
+    step("running the analysis plan", 0.08)
+    analysis = run_analysis(code, session=session, by=by, blinded=variant == "blinded")
+    unblinding = analysis.unblinding
     names = _printed_names(
         {u for u in (lock.locked_by if lock else None, unblinding.unblinded_by if unblinding else None) if u},
         session=session,
     )
-
-    step("running the analysis plan", 0.08)
-    analysis = run_analysis(code, session=session, by=by, blinded=variant == "blinded")
-    if analysis.version.id != version.id:  # both follow the same rule; a change in between is a race
-        raise Conflict("the trial's plan changed while the report was being made: make it again")
     raw = analysis.frames.raw
 
     step("reading the safety events", 0.7)
@@ -161,9 +160,9 @@ def gather(
         trial_code=trial.code,
         trial_title=trial.title,
         versions=versions,
-        plan_version=version.version,
-        document=document,
-        sap_sha256=sap_sha256(document),
+        plan_version=analysis.version.version,
+        document=analysis.document,
+        sap_sha256=sap_sha256(analysis.document),
         database_lock=None
         if lock is None
         else {
@@ -179,7 +178,7 @@ def gather(
             "unblinded_by": unblinding.unblinded_by,
             "printed_name": names.get(unblinding.unblinded_by),
             "reason": unblinding.reason,
-            "protocol_version": version.version,
+            "protocol_version": analysis.version.version,
             "protocol_sha256": unblinding.protocol_sha256,
             "database_locked_at": unblinding.database_locked_at.isoformat(),
         },

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 #: Base URL of the packaged assets; the templates and the stylesheet name them absolutely.
 ASSET_SCHEME = "trials-report"
 BASE_URL = f"{ASSET_SCHEME}:/"
-#: The stylesheet's font family (DejaVu Sans from matplotlib's files) and the family the
-#: figures name (reports.figures writes its text in DejaVu Sans).
-FONT_FAMILY = "Report Sans"
-FIGURE_FONT = "DejaVu Sans"
 #: Asset path -> (where it is, media type). Fonts are read from matplotlib's data folder.
 FONT_FILES = {
     "fonts/DejaVuSans.ttf": "DejaVuSans.ttf",
@@ -72,9 +68,8 @@ def _jinja() -> "jinja2.Environment":
 
 
 def inline_svg(text: str | None) -> Any:
-    """An SVG figure's text for inlining: from its ``<svg`` element on (no XML prolog), its
-    DejaVu Sans text set in the stylesheet's family of the same DejaVu Sans files (the name
-    "DejaVu Sans" would let the system's font configuration pick a font)."""
+    """An SVG figure's text for inlining: from its ``<svg`` element on (no XML prolog). The
+    figures name the stylesheet's font family ("Report Sans") first."""
     from markupsafe import Markup
 
     if not text:
@@ -82,8 +77,7 @@ def inline_svg(text: str | None) -> Any:
     start = text.find("<svg")
     if start < 0:
         raise ValueError("a figure is not SVG text")
-    svg = text[start:].replace(f'font-family="{FIGURE_FONT}"', f'font-family="{FONT_FAMILY}"')
-    return Markup(svg)  # noqa: S704 - SVG made by reports.figures from the report's own data
+    return Markup(text[start:])  # noqa: S704 - SVG made by reports.figures from the report's own data
 
 
 def render_html(context: ReportContext, *, signatures: Sequence[SignatureLine] = ()) -> str:

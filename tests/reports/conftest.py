@@ -129,6 +129,7 @@ class Rendered:
     pdf: bytes
     logged: list[logging.LogRecord]
     progress: list[tuple[str, float]] = field(default_factory=list)
+    built: list[tuple[str, float]] = field(default_factory=list)
     _pages: list[PageText] | None = None
 
     def pikepdf(self) -> Any:
@@ -198,7 +199,13 @@ def report_trial(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 build_context(CODE, session=session, by=stat, variant="final")
             unblinding.unblind_trial(CODE, reason="final analysis per the SAP", session=session, by=stat)
             session.commit()
-            final = render(build_context(CODE, session=session, by=stat, variant="final"))
+            built: list[tuple[str, float]] = []
+            final = render(
+                build_context(
+                    CODE, session=session, by=stat, variant="final", progress=lambda *step: built.append(step)
+                )
+            )
+            final.built = built
             session.commit()
         yield ReportTrial(
             url,

@@ -4,6 +4,7 @@ the stored context is signed later, and what the renderer will fetch."""
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -83,6 +84,35 @@ def test_the_context_round_trips_and_a_signed_copy_shows_its_signatures(report_t
     assert "unsigned" in unsigned
 
 
+def test_building_reports_its_progress(report_trial: ReportTrial) -> None:
+    built = report_trial.final.built
+    fractions = [f for _label, f in built]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert "running the analysis plan" in [label for label, _f in built]
+
+
+def test_numbers_are_formatted_in_one_way() -> None:
+    assert [fmt_estimate(v) for v in (-3.4651, -0.004, 0.0004, 2.005001, None, float("nan"))] == [
+        "-3.47",
+        "0.00",
+        "0.00",
+        "2.01",
+        "NE",
+        "NE",
+    ]
+    assert [fmt_p(v) for v in (0.0004, 0.00099, 0.001, 0.04951, 0.5, None)] == [
+        "<0.001",
+        "<0.001",
+        "0.001",
+        "0.050",
+        "0.500",
+        "NE",
+    ]
+    assert fmt_ci(-5.8234, -1.1049) == "(-5.82, -1.10)"
+    assert fmt_estimate_ci(-3.4651, -5.8234, None) == "-3.47 (-5.82, NE)"
+
+
 def test_a_signature_has_a_known_meaning() -> None:
     with pytest.raises(ValueError, match="meaning"):
         SignatureLine("A", "a", "sponsor", "approved", datetime.now(UTC).isoformat(), "0" * 64)
@@ -121,3 +151,35 @@ def test_a_file_url_in_the_html_is_refused_not_fetched() -> None:
     assert len(refusals) == 2
     assert all("packaged assets only" in m for m in refusals)
     assert "root:" not in page_texts(pdf)[0].text
+
+
+def test_a_blinded_report_before_the_first_participant_and_no_final_one_on_a_draft_plan(
+    session: Session, make_site: Any, make_user: Any
+) -> None:
+    from protocols import services as protocols
+    from protocols.document import example_protocol_path
+    from reports.gather import final_report_missing
+    from reports.render import render_html
+    from tests.conftest import set_up_example_trial
+    from trials.core.accounts import services as accounts
+    from trials.core.errors import Conflict
+
+    people = set_up_example_trial(session, make_site, make_user, {"sponsor": "sam:sponsor:TRIAL"})
+    context = build_context(CODE, session=session, by=people["sponsor"], variant="blinded")
+    assert context.sections["participants"]["flow"]["randomized"] == 0
+    assert context.sections["participants"]["all_hold"] is True
+    assert "Randomized (n = 0)" in render_html(context)
+    # Another trial whose protocol is still a draft: no final report, and the refusal says why.
+    source = protocols.Source(
+        example_protocol_path().read_text(encoding="utf-8").replace("MOOD-CBT-01", "MOOD-CBT-02"), "yaml"
+    )
+    protocols.register(source, session=session, by=accounts.SYSTEM)
+    missing = final_report_missing("MOOD-CBT-02", session=session)
+    assert missing == [
+        "a locked analysis plan (protocol version)",
+        "the database lock",
+        "the trial's unblinding",
+    ]
+    _user, sponsor = create_user_with_grants(session, "sara", "sponsor:MOOD-CBT-02")
+    with pytest.raises(Conflict, match="a locked analysis plan"):
+        build_context("MOOD-CBT-02", session=session, by=sponsor, variant="final")

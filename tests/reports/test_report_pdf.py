@@ -42,6 +42,16 @@ def test_the_bookmarks_mirror_the_headings_and_open_in_the_bookmarks_panel(rende
 
 
 def test_every_font_is_embedded(rendered: Rendered) -> None:
+    import hashlib
+    from pathlib import Path
+
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    packaged = {
+        hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf")
+    }
     pdf = rendered.pikepdf()
     fonts = [o for o in pdf.objects if isinstance(o, pikepdf.Dictionary) and o.get("/Type") == "/Font"]
     assert fonts
@@ -51,8 +61,11 @@ def test_every_font_is_embedded(rendered: Rendered) -> None:
         for d in descendants:
             descriptor = d.FontDescriptor
             assert any(k in descriptor for k in ("/FontFile", "/FontFile2", "/FontFile3")), str(d.BaseFont)
-            # The stylesheet's DejaVu Sans faces only: no system font stood in for a glyph.
+            # The stylesheet's DejaVu Sans faces only, embedded whole: no system font stood in.
             assert "+Report-Sans" in str(descriptor.FontName), str(descriptor.FontName)
+            program = descriptor.get("/FontFile2")
+            assert program is not None
+            assert hashlib.sha256(program.read_bytes()).hexdigest() in packaged
 
 
 def test_no_encryption_javascript_attachments_or_annotations_other_than_links(rendered: Rendered) -> None:
@@ -89,6 +102,7 @@ def test_pdfa_2b_metadata_and_letter_pages(rendered: Rendered) -> None:
         assert meta["pdfaid:part"] == "2"
         assert meta["pdfaid:conformance"] == "B"
         assert meta["dc:title"] == rendered.context.title
+        assert "Northbridge Digital Therapeutics Ltd" in str(meta["dc:creator"])
     assert pdf.pdf_version >= "1.4"
     assert len(pdf.pages) > 3
     for page in pdf.pages:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from protocols.document import ProtocolDocument
 from protocols.models import ProtocolVersion
 from protocols.services import document_of
+from trials.analyses.models import TrialUnblinding
 from trials.analyses.unblinding import unblinding_of
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
@@ -28,23 +29,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Analysis:
-    """One run of the plan and what it ran on: the plan's version and document, the frames."""
+    """One run of the plan and what it ran on: the trial, its unblinding (None while blinded),
+    the plan's version and document, the frames and the results."""
 
     trial: Trial
+    unblinding: TrialUnblinding | None
     version: ProtocolVersion
     document: ProtocolDocument
     frames: "AnalysisFrames"
     results: "ResultsDocument"
 
-    @property
-    def blinded(self) -> bool:
-        return self.results.blinded
 
-
-def plan_version(trial: Trial, *, session: Session) -> tuple[ProtocolVersion, ProtocolDocument]:
+def plan_version(
+    trial: Trial, unblinding: TrialUnblinding | None, *, session: Session
+) -> tuple[ProtocolVersion, ProtocolDocument]:
     """The plan the analyses follow: the latest locked version until the trial is unblinded,
     then the version locked when arm-level results were released, whatever came later."""
-    unblinding = unblinding_of(trial.id, session=session)
     if unblinding is None:
         return locked_protocol(trial, session=session)
     version = session.get(ProtocolVersion, unblinding.protocol_version_id)
@@ -66,8 +66,9 @@ def run_analysis(code: str, *, session: Session, by: Principal, blinded: bool = 
 
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
-    version, document = plan_version(trial, session=session)
-    blinded = blinded or unblinding_of(trial.id, session=session) is None
+    unblinding = unblinding_of(trial.id, session=session)
+    version, document = plan_version(trial, unblinding, session=session)
+    blinded = blinded or unblinding is None
     raw = load_raw(trial.id, document, session=session)
     frames = analysis_frames(raw, document)
     try:
@@ -84,7 +85,7 @@ def run_analysis(code: str, *, session: Session, by: Principal, blinded: bool = 
         )
     except (PrimaryAnalysisError, ConsortError) as exc:
         raise Conflict(f"the analysis plan cannot be run on these data: {exc}") from None
-    return Analysis(trial, version, document, frames, results)
+    return Analysis(trial, unblinding, version, document, frames, results)
 
 
 def analyze(code: str, *, session: Session, by: Principal, blinded: bool = False) -> "ResultsDocument":
