@@ -155,7 +155,7 @@ def run_job(job_id: uuid.UUID, *, on_progress: Progress | None = None) -> Report
         with db.state.session_factory() as session:
             principal = accounts.load_principal(accounts.get_user(username, session=session), session=session)
             audit.set_actor(session, accounts.actor_for(principal, channel))
-            report = _store(code, variant, context, pdf, session=session, by=principal)
+            report = store_report(code, variant, context, pdf, session=session, by=principal)
             job = _finish(session, job_id, JobStatus.DONE, step="done", report_id=report.id)
             session.commit()
             return job
@@ -193,7 +193,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _store(
+def store_report(
     code: str, variant: Variant, context: object, pdf: bytes, *, session: Session, by: Principal
 ) -> GeneratedReport:
     from reports.build import ReportContext

@@ -1,5 +1,6 @@
 """The `trials` command line: bootstrap, --as, --json, failures as clean messages, demo."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -152,7 +153,12 @@ def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_pat
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["report"]["pdf_sha256"] == report["pdf_sha256"]
-    assert json.loads((out / "results.json").read_text())["blinded"] is False
+    results = json.loads((out / "results.json").read_text())
+    assert results["blinded"] is False
+    assert manifest["data_snapshot_sha256"] == results["input_sha256"]
+    assert manifest["protocol"]["sha256"] == data["protocol"]["content_hash"]
+    for entry in manifest["files"]:
+        assert hashlib.sha256((out / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
     roles = {a["role"] for a in data["accounts"]}
     assert roles == {
         "admin",
