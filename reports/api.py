@@ -68,7 +68,6 @@ class ReportRead(SQLModel):
 
 
 def job_read(job: ReportJob) -> JobRead:
-    report = db.session.get(GeneratedReport, job.report_id) if job.report_id else None
     return JobRead(
         id=job.id,
         variant=job.variant,
@@ -80,7 +79,7 @@ def job_read(job: ReportJob) -> JobRead:
         requested_at=job.requested_at,
         finished_at=job.finished_at,
         error=job.error,
-        report_number=report.number if report else None,
+        report_number=services.report_number(job.report_id, session=db.session),
     )
 
 

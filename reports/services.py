@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from reports.models import GeneratedReport, JobStatus, ReportJob, SignedReportCopy, Variant
@@ -238,6 +239,10 @@ def store_report(
 
 # -- reading ------------------------------------------------------------------------------------
 
+# Lists and lookups leave the PDF and the context unread until they are used (a download, a
+# signature): a history of many reports must not load megabytes per row.
+_HEAVY = (defer(GeneratedReport.pdf), defer(GeneratedReport.context_json))  # type: ignore[arg-type]
+
 
 def list_reports(code: str, *, session: Session, by: Principal) -> list[GeneratedReport]:
     trial = trial_by_code(code, session=session)
@@ -245,6 +250,7 @@ def list_reports(code: str, *, session: Session, by: Principal) -> list[Generate
     return list(
         session.exec(
             select(GeneratedReport)
+            .options(*_HEAVY)
             .where(GeneratedReport.trial_id == trial.id)
             .order_by(col(GeneratedReport.number).desc())
         ).all()
@@ -264,6 +270,13 @@ def list_jobs(code: str, *, session: Session, by: Principal, limit: int = 20) ->
     )
 
 
+def report_number(report_id: uuid.UUID | None, *, session: Session) -> int | None:
+    """The number of a stored report, by id (without reading the report)."""
+    if report_id is None:
+        return None
+    return session.exec(select(GeneratedReport.number).where(GeneratedReport.id == report_id)).first()
+
+
 def get_job(code: str, job_id: uuid.UUID, *, session: Session, by: Principal) -> ReportJob:
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
@@ -277,7 +290,9 @@ def get_report(code: str, number: int, *, session: Session, by: Principal) -> Ge
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
     report = session.exec(
-        select(GeneratedReport).where(GeneratedReport.trial_id == trial.id, GeneratedReport.number == number)
+        select(GeneratedReport)
+        .options(*_HEAVY)
+        .where(GeneratedReport.trial_id == trial.id, GeneratedReport.number == number)
     ).first()
     if report is None:
         raise NotFound(f"trial {code} has no report {number}")
@@ -297,6 +312,7 @@ def signatures_of(report: GeneratedReport, *, session: Session) -> list[Signatur
 def latest_signed_copy(report: GeneratedReport, *, session: Session) -> SignedReportCopy | None:
     return session.exec(
         select(SignedReportCopy)
+        .options(defer(SignedReportCopy.pdf))  # type: ignore[arg-type]
         .where(SignedReportCopy.report_id == report.id)
         .order_by(col(SignedReportCopy.signatures).desc())
     ).first()

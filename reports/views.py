@@ -19,7 +19,7 @@ from flask import (
 
 from reports import jobs, services
 from reports.forms import GenerateForm, SignForm
-from reports.models import GeneratedReport, ReportJob
+from reports.models import ReportJob
 from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
@@ -31,10 +31,7 @@ bp = Blueprint("reports", __name__, template_folder="templates", url_prefix="/tr
 
 
 def job_view(code: str, job: ReportJob) -> dict[str, Any]:
-    report_number = None
-    if job.report_id is not None:
-        report = db.session.get(GeneratedReport, job.report_id)
-        report_number = report.number if report else None
+    report_number = services.report_number(job.report_id, session=db.session)
     return {
         "id": str(job.id),
         "variant": job.variant,
