@@ -70,7 +70,7 @@ def main(sizes: list[int]) -> None:
             gc.collect()
             start = time.perf_counter()
             document = weasyprint.HTML(
-                string=html, base_url=render.BASE_URL, url_fetcher=render.fetch_packaged
+                string=html, base_url=render.BASE_URL, url_fetcher=render.url_fetcher()
             ).render()
             pages = len(document.pages)
             document.write_pdf()
