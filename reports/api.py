@@ -13,7 +13,6 @@ from reports.models import GeneratedReport, ReportJob
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
 from trials.core.db import db
-from trials.core.errors import NotFound
 
 bp = Blueprint("reports_api", __name__, url_prefix=API_PREFIX)
 
@@ -68,19 +67,7 @@ class ReportRead(SQLModel):
 
 
 def job_read(job: ReportJob) -> JobRead:
-    return JobRead(
-        id=job.id,
-        variant=job.variant,
-        status=job.status,
-        step=job.step,
-        progress=job.progress,
-        runner=job.runner,
-        requested_by=job.requested_by,
-        requested_at=job.requested_at,
-        finished_at=job.finished_at,
-        error=job.error,
-        report_number=services.report_number(job.report_id, session=db.session),
-    )
+    return JobRead(**services.job_summary(job, session=db.session))
 
 
 def report_read(report: GeneratedReport) -> ReportRead:
@@ -97,14 +84,7 @@ def report_read(report: GeneratedReport) -> ReportRead:
         protocol_version=report.protocol_version,
         protocol_sha256=report.protocol_sha256,
         signatures=[
-            SignatureRead(
-                printed_name=s.printed_name,
-                username=s.username,
-                role=s.role,
-                meaning=s.meaning,
-                signed_at=s.signed_at,
-                content_sha256=s.content_hash,
-            )
+            SignatureRead.model_validate(services.signature_record(s))
             for s in services.signatures_of(report, session=db.session)
         ],
         signed_copy_sha256=copy.pdf_sha256 if copy else None,
@@ -132,8 +112,8 @@ def generate(code: str, body: ReportRequest) -> Any:
         runner=jobs.runner_name(),
     )
     db.session.commit()  # the job must exist before a worker looks for it
-    jobs.submit(job)
-    return job_read(job)
+    jobs.start(job)
+    return job_read(db.session.get(ReportJob, job.id, populate_existing=True) or job)
 
 
 @operation(
@@ -170,16 +150,17 @@ def reports(code: str) -> Any:
 )
 def pdf(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=require_principal())
-    data, sha256 = report.pdf, report.pdf_sha256
-    if request.args.get("copy") == "signed":
-        copy = services.latest_signed_copy(report, session=db.session)
-        if copy is None:
-            raise NotFound(f"report {number} of trial {code} has no signed copy")
-        data, sha256 = copy.pdf, copy.pdf_sha256
+    data, sha256, name = services.report_file(
+        report, signed=request.args.get("copy") == "signed", session=db.session, code=code
+    )
     return Response(
         data,
         mimetype="application/pdf",
-        headers={"X-Content-SHA256": sha256, "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-SHA256": sha256,
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -195,13 +176,17 @@ def pdf(code: str, number: int) -> Any:
     errors=(401, 403, 404, 409, 422),
 )
 def sign(code: str, number: int, body: SignatureBody) -> Any:
-    services.sign_report(
+    principal = require_principal()
+    signature = services.sign_report(
         code,
         number,
         meaning=body.meaning,
         password=body.password,
         session=db.session,
-        by=require_principal(),
+        by=principal,
         lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
     )
+    # The signature is committed first; the signed copy renders outside the transaction.
+    db.session.commit()
+    services.make_signed_copy(uuid.UUID(signature.record_id), username=principal.username, channel="api")
     return report_read(services.get_report(code, number, session=db.session, by=require_principal()))

@@ -33,13 +33,15 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
     context = ReportContext.from_json(report.context_json)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "report.pdf", out_dir / "results.json"]
-    files[0].write_bytes(report.pdf)
+    files[0].write_bytes(services.report_file(report, signed=False, session=session, code=trial_code)[0])
     files[1].write_text(context.results_json, encoding="utf-8")
+    signed = out_dir / "report-signed.pdf"
     copy = services.latest_signed_copy(report, session=session)
     if copy is not None:
-        signed = out_dir / "report-signed.pdf"
-        signed.write_bytes(copy.pdf)
+        signed.write_bytes(services.report_file(report, signed=True, session=session, code=trial_code)[0])
         files.append(signed)
+    else:  # a copy left from another report's bundle in the same folder does not belong here
+        signed.unlink(missing_ok=True)
     provenance = dict(context.provenance)
     manifest = {
         "schema": SCHEMA,
@@ -65,17 +67,7 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
         "results_sha256": provenance.get("results_sha256"),
         "audit_head": provenance.get("audit_head"),
         "software": provenance.get("software"),
-        "signatures": [
-            {
-                "printed_name": s.printed_name,
-                "username": s.username,
-                "role": s.role,
-                "meaning": s.meaning,
-                "signed_at": s.signed_at.isoformat(),
-                "content_sha256": s.content_hash,
-            }
-            for s in services.signatures_of(report, session=session)
-        ],
+        "signatures": [services.signature_record(s) for s in services.signatures_of(report, session=session)],
     }
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -2,6 +2,7 @@
 (the history), `trials sign-report CODE NUMBER` and `trials worker` (RQ)."""
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +32,11 @@ from trials.core.cli import acting, as_option, emit, fail, json_option, with_app
 def report(code: str, out_dir: Path, variant: str | None, as_user: str, as_json: bool) -> None:
     """Generate trial CODE's evidence report, store it, and write the evidence bundle to OUT."""
     from reports import bundle, services
-    from reports.models import GeneratedReport, JobStatus, Variant
+    from reports.models import GeneratedReport, Variant
     from trials.core.db import db
-    from trials.participants.services import trial_by_code
+    from trials.core.errors import DomainError
 
-    with acting(as_user) as (session, principal):
-        trial = trial_by_code(code, session=session)
-        chosen = (
-            Variant(variant)
-            if variant
-            else (
-                Variant.FINAL if services.final_refusal(trial, session=session) is None else Variant.BLINDED
-            )
-        )
-        job = services.request_report(
-            code, chosen, session=session, by=principal, channel="cli", runner="inline"
-        )
-        job_id = job.id
-    with click.progressbar(length=100, label=f"{chosen.value} report", file=sys.stderr) as bar:
+    with click.progressbar(length=100, label=f"{variant or 'evidence'} report", file=sys.stderr) as bar:
         done = [0]
 
         def progress(_step: str, fraction: float) -> None:
@@ -57,11 +45,18 @@ def report(code: str, out_dir: Path, variant: str | None, as_user: str, as_json:
                 bar.update(step - done[0])
                 done[0] = step
 
-        job = services.run_job(job_id, on_progress=progress)
-    if job.status != JobStatus.DONE.value or job.report_id is None:
-        fail(job.error or "the report could not be generated")
+        try:
+            report_id = services.generate_now(
+                code,
+                Variant(variant) if variant else None,
+                username=as_user,
+                channel="cli",
+                on_progress=progress,
+            )
+        except DomainError as exc:
+            fail("; ".join([exc.detail, *(e.message for e in exc.errors)]))
     with db.transaction() as session:
-        stored = session.get(GeneratedReport, job.report_id)
+        stored = session.get(GeneratedReport, report_id)
         assert stored is not None
         manifest = bundle.write_bundle(stored, out_dir, session=session, trial_code=code)
         out: dict[str, Any] = {
@@ -156,7 +151,7 @@ def sign_report(
     from reports import bundle, services
 
     with acting(as_user) as (session, principal):
-        outcome = services.sign_report(
+        signature = services.sign_report(
             code,
             number,
             meaning=meaning,
@@ -165,12 +160,15 @@ def sign_report(
             by=principal,
             lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
         )
-        out: dict[str, Any] = {
-            "signature": outcome.signature.manifestation,
-            "signed_copy_sha256": outcome.copy.pdf_sha256,
-            "signatures": outcome.copy.signatures,
-        }
-        if out_dir is not None:
+    # The signature is committed; the signed copy renders outside the transaction.
+    copy = services.make_signed_copy(uuid.UUID(signature.record_id), username=as_user, channel="cli")
+    out: dict[str, Any] = {
+        "signature": signature.manifestation,
+        "signed_copy_sha256": copy.pdf_sha256,
+        "signatures": copy.signatures,
+    }
+    if out_dir is not None:
+        with acting(as_user) as (session, principal):
             stored = services.get_report(code, number, session=session, by=principal)
             out["manifest"] = str(bundle.write_bundle(stored, out_dir, session=session, trial_code=code))
     emit(out, as_json, lambda d: f"signed: {d['signature']}\nsigned copy sha256 {d['signed_copy_sha256']}")

@@ -29,8 +29,21 @@ def redis_connection(url: str):  # type: ignore[no-untyped-def]
     return Redis.from_url(url)
 
 
+def start(job: ReportJob) -> bool:
+    """Start the job (after the transaction that created it has committed); False, with the job
+    failed and its error recorded, when the queue cannot be reached."""
+    from reports.services import could_not_start
+
+    try:
+        submit(job)
+    except Exception as exc:  # Redis down or refusing: the job must not stay queued for ever
+        could_not_start(job.id, exc)
+        return False
+    return True
+
+
 def submit(job: ReportJob) -> None:
-    """Start the job (after the transaction that created it has committed)."""
+    """Hand the job to its runner."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     if job.runner == "rq":
         from rq import Queue
@@ -46,8 +59,13 @@ def submit(job: ReportJob) -> None:
 def _run_inline(app: Flask, job_id: uuid.UUID) -> None:
     from reports.services import run_job
 
-    with app.app_context():
-        run_job(job_id)
+    try:
+        with app.app_context():
+            run_job(job_id)
+    finally:
+        threads: list[threading.Thread] = app.extensions.get("report_threads", [])
+        if threading.current_thread() in threads:
+            threads.remove(threading.current_thread())
 
 
 def run_queued(job_id: str) -> None:
@@ -59,11 +77,8 @@ def run_queued(job_id: str) -> None:
 
 def wait_inline(app: Flask, timeout: float | None = None) -> None:
     """Wait for this process's inline jobs to finish (the command line and tests)."""
-    threads: list[threading.Thread] = app.extensions.get("report_threads", [])
-    for thread in list(threads):
+    for thread in list(app.extensions.get("report_threads", [])):
         thread.join(timeout)
-        if not thread.is_alive():
-            threads.remove(thread)
 
 
 def work(app: Flask, *, burst: bool) -> bool:

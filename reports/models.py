@@ -85,6 +85,8 @@ class SignedReportCopy(Audited, SQLModel, table=True):
     """The report rendered again with its signatures on the signature page, after each signature."""
 
     __tablename__ = "signed_report_copy"
+    # One copy per number of signatures: two signers at once cannot store two different ones.
+    __table_args__ = (UniqueConstraint("report_id", "signatures"),)
     __database_lock_exempt__ = True
     __audit_exclude__ = frozenset({"pdf"})
 

@@ -11,14 +11,16 @@ every signature so far on its signature page.
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
+from reports.build import Progress, SignatureLine
 from reports.models import GeneratedReport, JobStatus, ReportJob, SignedReportCopy, Variant
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import Trial
@@ -26,13 +28,10 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.audit import services as audit
 from trials.core.db import db, utcnow
-from trials.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from trials.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from trials.core.signatures import services as signing
 from trials.core.signatures.models import Meaning, Signature
 from trials.participants.services import trial_by_code
-
-if TYPE_CHECKING:
-    from reports.build import SignatureLine
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +72,12 @@ def request_report(
         refusal = final_refusal(trial, session=session)
         if refusal is not None:
             raise Conflict(refusal)
+    active = _active_job(trial.id, session=session)
+    if active is not None:
+        raise Conflict(
+            f"a {active.variant} report of trial {trial.code} asked for by {active.requested_by} at "
+            f"{active.requested_at:%Y-%m-%d %H:%M:%S} UTC is still being generated: wait for it to end"
+        )
     job = ReportJob(
         trial_id=trial.id,
         variant=variant.value,
@@ -82,10 +87,47 @@ def request_report(
     )
     session.add(job)
     session.flush()
+    audit.record_event(
+        session,
+        "report_requested",
+        table_name="report_job",
+        record_id=str(job.id),
+        detail=f"{variant.value} report ({runner})",
+        trial_id=trial.id,
+    )
     return job
 
 
-Progress = Callable[[str, float], None]
+def stalled(job: ReportJob, *, now: datetime | None = None) -> bool:
+    """A job still queued or running long after it was asked for: its worker or thread is gone
+    (a restarted web process takes its inline jobs with it)."""
+    from reports.jobs import JOB_TIMEOUT_SECONDS
+
+    if job.status not in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
+        return False
+    return (now or utcnow()) - job.requested_at > timedelta(seconds=JOB_TIMEOUT_SECONDS)
+
+
+def _active_job(trial_id: uuid.UUID, *, session: Session) -> ReportJob | None:
+    """The trial's job being generated, if any: one at a time per trial, so repeated clicks
+    do not start the whole analysis again and again in the web process."""
+    jobs = session.exec(
+        select(ReportJob).where(
+            ReportJob.trial_id == trial_id,
+            col(ReportJob.status).in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+        )
+    ).all()
+    return next((job for job in jobs if not stalled(job)), None)
+
+
+def could_not_start(job_id: uuid.UUID, error: Exception) -> None:
+    """Fail a job whose worker could not be reached (the queue refused it)."""
+    log.error("report job %s could not be queued: %s", job_id, error)
+    with db.state.session_factory() as session:
+        _finish(
+            session, job_id, JobStatus.FAILED, step="failed", error=f"the job could not be queued: {error}"
+        )
+        session.commit()
 
 
 def _job_progress(job_id: uuid.UUID) -> Progress:
@@ -98,11 +140,14 @@ def _job_progress(job_id: uuid.UUID) -> Progress:
         if fraction - last[0] < 0.01 and fraction < 1.0:
             return
         last[0] = fraction
-        with db.state.session_factory() as session:
-            job = session.get(ReportJob, job_id)
-            if job is not None and job.status == JobStatus.RUNNING.value:
-                job.step, job.progress = step[:200], fraction
-                session.commit()
+        try:
+            with db.state.session_factory() as session:
+                job = session.get(ReportJob, job_id)
+                if job is not None and job.status == JobStatus.RUNNING.value:
+                    job.step, job.progress = step[:200], fraction
+                    session.commit()
+        except Exception:  # progress is for show: a busy database must not fail the report
+            log.warning("progress of report job %s not written", job_id, exc_info=True)
 
     return update
 
@@ -141,9 +186,7 @@ def run_job(job_id: uuid.UUID, *, on_progress: Progress | None = None) -> Report
 
     try:
         with db.snapshot() as snapshot:
-            principal = accounts.load_principal(
-                accounts.get_user(username, session=snapshot), session=snapshot
-            )
+            principal = _requester(username, session=snapshot)
             context = build_context(
                 code,
                 session=snapshot,
@@ -154,7 +197,7 @@ def run_job(job_id: uuid.UUID, *, on_progress: Progress | None = None) -> Report
         pdf = render_pdf(context, progress=_scaled(progress, 0.5, 0.97))
         progress("storing the report", 0.98)
         with db.state.session_factory() as session:
-            principal = accounts.load_principal(accounts.get_user(username, session=session), session=session)
+            principal = _requester(username, session=session)
             audit.set_actor(session, accounts.actor_for(principal, channel))
             report = store_report(code, variant, context, pdf, session=session, by=principal)
             job = _finish(session, job_id, JobStatus.DONE, step="done", report_id=report.id)
@@ -167,8 +210,46 @@ def run_job(job_id: uuid.UUID, *, on_progress: Progress | None = None) -> Report
         message = "the report could not be generated (an internal error; see the server log)"
     with db.state.session_factory() as session:
         job = _finish(session, job_id, JobStatus.FAILED, step="failed", error=message)
+        audit.record_event(
+            session,
+            "report_failed",
+            table_name="report_job",
+            record_id=str(job_id),
+            detail=f"{variant.value} report: {message}"[:2000],
+            trial_id=job.trial_id,
+            actor=audit.Actor.system(channel),
+        )
         session.commit()
         return job
+
+
+def _requester(username: str, *, session: Session) -> Principal:
+    """The account a job runs for, as it is now: a job does not outlive its requester's rights."""
+    user = accounts.get_user(username, session=session)
+    if not user.is_active or user.locked_at is not None:
+        raise Forbidden(f"the account {username!r} that asked for the report is disabled or locked")
+    return accounts.load_principal(user, session=session)
+
+
+def generate_now(
+    code: str, variant: Variant | None, *, username: str, channel: str, on_progress: Progress | None = None
+) -> uuid.UUID:
+    """Ask for a report and generate it in this process, now (the command line, the demo);
+    returns the stored report's id. `variant` None: final once the trial is unblinded, else
+    blinded."""
+    with db.transaction() as session:
+        principal = _requester(username, session=session)
+        audit.set_actor(session, accounts.actor_for(principal, channel))
+        trial = trial_by_code(code, session=session)
+        if variant is None:
+            variant = Variant.FINAL if final_refusal(trial, session=session) is None else Variant.BLINDED
+        job_id = request_report(
+            code, variant, session=session, by=principal, channel=channel, runner="inline"
+        ).id
+    job = run_job(job_id, on_progress=on_progress)
+    if job.status != JobStatus.DONE.value or job.report_id is None:
+        raise Conflict(job.error or "the report could not be generated")
+    return job.report_id
 
 
 def _finish(
@@ -277,6 +358,23 @@ def report_number(report_id: uuid.UUID | None, *, session: Session) -> int | Non
     return session.exec(select(GeneratedReport.number).where(GeneratedReport.id == report_id)).first()
 
 
+def job_summary(job: ReportJob, *, session: Session) -> dict[str, Any]:
+    """A job as the page and the API show it (a stalled job says so: its worker is gone)."""
+    return {
+        "id": job.id,
+        "variant": job.variant,
+        "status": "stalled" if stalled(job) else job.status,
+        "step": job.step,
+        "progress": job.progress,
+        "runner": job.runner,
+        "requested_by": job.requested_by,
+        "requested_at": job.requested_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+        "report_number": report_number(job.report_id, session=session),
+    }
+
+
 def get_job(code: str, job_id: uuid.UUID, *, session: Session, by: Principal) -> ReportJob:
     trial = trial_by_code(code, session=session)
     authorize(by, Permission.VIEW_RESULTS, session=session, trial_id=trial.id)
@@ -314,7 +412,7 @@ def latest_signed_copy(report: GeneratedReport, *, session: Session) -> SignedRe
         select(SignedReportCopy)
         .options(defer(SignedReportCopy.pdf))  # type: ignore[arg-type]
         .where(SignedReportCopy.report_id == report.id)
-        .order_by(col(SignedReportCopy.signatures).desc())
+        .order_by(col(SignedReportCopy.signatures).desc(), col(SignedReportCopy.made_at).desc())
     ).first()
 
 
@@ -327,9 +425,8 @@ def signing_role(by: Principal, trial_id: uuid.UUID) -> str | None:
     return next((role for role in SIGNING_ROLES if role in held), None)
 
 
-def signature_line(signature: Signature) -> "SignatureLine":
-    from reports.build import SignatureLine
-
+def signature_line(signature: Signature) -> SignatureLine:
+    """A signature as the signature page, the API and the manifest show it."""
     return SignatureLine(
         printed_name=signature.printed_name,
         username=signature.username,
@@ -340,10 +437,34 @@ def signature_line(signature: Signature) -> "SignatureLine":
     )
 
 
-@dataclass(frozen=True)
-class SignOutcome:
-    signature: Signature
-    copy: SignedReportCopy
+def signature_record(signature: Signature) -> dict[str, str]:
+    return asdict(signature_line(signature))
+
+
+def _verified(report: GeneratedReport) -> GeneratedReport:
+    """The stored report, its PDF and context checked against their recorded hashes."""
+    if (
+        _sha256(report.pdf) != report.pdf_sha256
+        or _sha256(report.context_json.encode()) != report.context_sha256
+    ):
+        raise Conflict(f"report {report.number} does not match its recorded hashes: it was altered")
+    return report
+
+
+def report_file(
+    report: GeneratedReport, *, signed: bool, session: Session, code: str
+) -> tuple[bytes, str, str]:
+    """(PDF, SHA-256, file name) of a stored report or its latest signed copy, each checked
+    against its recorded hash."""
+    if not signed:
+        _verified(report)
+        return report.pdf, report.pdf_sha256, f"{code}-report-{report.number}.pdf"
+    copy = latest_signed_copy(report, session=session)
+    if copy is None:
+        raise NotFound(f"report {report.number} of trial {code} has no signed copy")
+    if _sha256(copy.pdf) != copy.pdf_sha256:
+        raise Conflict(f"the signed copy of report {report.number} does not match its recorded hash")
+    return copy.pdf, copy.pdf_sha256, f"{code}-report-{report.number}-signed.pdf"
 
 
 def sign_report(
@@ -355,11 +476,10 @@ def sign_report(
     session: Session,
     by: Principal,
     lockout_threshold: int,
-) -> SignOutcome:
-    """Sign report NUMBER of trial CODE: password again, a meaning, bound to the PDF's SHA-256;
-    then store a signed copy with every signature so far on its signature page."""
-    from reports.build import ReportContext, render_pdf
-
+) -> Signature:
+    """Sign report NUMBER of trial CODE: the password again, a meaning, bound to the SHA-256 of
+    the stored PDF. The caller commits, then makes the signed copy (`make_signed_copy`) outside
+    the transaction: rendering takes seconds and must not hold the database."""
     report = get_report(code, number, session=session, by=by)
     authorize(by, Permission.SIGN_REPORT, session=session, trial_id=report.trial_id)
     try:
@@ -370,7 +490,8 @@ def sign_report(
         ) from None
     if any(s.user_id == by.user_id for s in signatures_of(report, session=session)):
         raise Conflict(f"{by.username} has already signed report {number} of trial {code}")
-    signature = signing.sign(
+    _verified(report)
+    return signing.sign(
         table_name=SIGNATURE_TABLE,
         record_id=report.id,
         content_hash=report.pdf_sha256,
@@ -382,16 +503,51 @@ def sign_report(
         trial_id=report.trial_id,
         role=signing_role(by, report.trial_id),
     )
-    lines = [signature_line(s) for s in signatures_of(report, session=session)]
-    pdf = render_pdf(ReportContext.from_json(report.context_json), signatures=lines)
-    copy = SignedReportCopy(
-        report_id=report.id,
-        trial_id=report.trial_id,
-        signatures=len(lines),
-        pdf=pdf,
-        pdf_sha256=_sha256(pdf),
-        pdf_bytes=len(pdf),
-    )
-    session.add(copy)
-    session.flush()
-    return SignOutcome(signature, copy)
+
+
+def make_signed_copy(report_id: uuid.UUID, *, username: str, channel: str) -> SignedReportCopy:
+    """Render the report again from its stored context with every signature so far, and store
+    it (once per number of signatures: two signers at once get one copy each count). Needs an
+    app context; reads a snapshot, renders outside any transaction, writes in a short one."""
+    from reports.build import ReportContext, render_pdf
+
+    with db.snapshot() as snapshot:
+        report = snapshot.get(GeneratedReport, report_id)
+        if report is None:
+            raise NotFound(f"no report {report_id}")
+        _verified(report)
+        lines = [signature_line(s) for s in signatures_of(report, session=snapshot)]
+        context, trial_id = ReportContext.from_json(report.context_json), report.trial_id
+    pdf = render_pdf(context, signatures=lines)
+
+    def existing(session: Session) -> SignedReportCopy | None:
+        return session.exec(
+            select(SignedReportCopy).where(
+                SignedReportCopy.report_id == report_id, SignedReportCopy.signatures == len(lines)
+            )
+        ).first()
+
+    with db.state.session_factory() as session:
+        principal = accounts.load_principal(accounts.get_user(username, session=session), session=session)
+        audit.set_actor(session, accounts.actor_for(principal, channel))
+        found = existing(session)
+        if found is not None:
+            return found
+        copy = SignedReportCopy(
+            report_id=report_id,
+            trial_id=trial_id,
+            signatures=len(lines),
+            pdf=pdf,
+            pdf_sha256=_sha256(pdf),
+            pdf_bytes=len(pdf),
+        )
+        session.add(copy)
+        try:
+            session.commit()
+        except IntegrityError:  # another signer's request stored this copy first
+            session.rollback()
+            found = existing(session)
+            if found is None:
+                raise
+            return found
+        return copy

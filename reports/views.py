@@ -24,27 +24,23 @@ from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
 from trials.core.db import db
-from trials.core.errors import Conflict, InvalidInput, NotFound
+from trials.core.errors import Conflict, InvalidInput
 from trials.participants.services import trial_by_code
 
 bp = Blueprint("reports", __name__, template_folder="templates", url_prefix="/trials")
 
 
 def job_view(code: str, job: ReportJob) -> dict[str, Any]:
-    report_number = services.report_number(job.report_id, session=db.session)
+    view = services.job_summary(job, session=db.session)
+    number = view["report_number"]
     return {
+        **view,
         "id": str(job.id),
-        "variant": job.variant,
-        "status": job.status,
-        "step": job.step,
-        "progress": round(job.progress, 3),
-        "runner": job.runner,
-        "requested_by": job.requested_by,
         "requested_at": job.requested_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "error": job.error,
-        "report": report_number,
-        "download": url_for("reports.download", code=code, number=report_number) if report_number else None,
+        "progress": round(job.progress, 3),
+        "report": number,
+        "download": url_for("reports.download", code=code, number=number) if number else None,
     }
 
 
@@ -70,8 +66,10 @@ def index(code: str) -> Any:
             status = exc.status
         else:
             db.session.commit()  # the job must exist before a worker looks for it
-            jobs.submit(job)
-            flash(f"The {job.variant} report is being generated.", "info")
+            if jobs.start(job):
+                flash(f"The {job.variant} report is being generated.", "info")
+            else:
+                flash("The report job could not be queued; see its error below.", "error")
             return redirect(url_for("reports.index", code=code))
     elif request.method == "POST":
         status = 422
@@ -108,12 +106,9 @@ def job_status(code: str, job_id: uuid.UUID) -> Any:
 @login_required
 def download(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=g.principal)
-    pdf, sha256, name = report.pdf, report.pdf_sha256, f"{code}-report-{number}.pdf"
-    if request.args.get("copy") == "signed":
-        copy = services.latest_signed_copy(report, session=db.session)
-        if copy is None:
-            raise NotFound(f"report {number} of trial {code} has no signed copy")
-        pdf, sha256, name = copy.pdf, copy.pdf_sha256, f"{code}-report-{number}-signed.pdf"
+    pdf, sha256, name = services.report_file(
+        report, signed=request.args.get("copy") == "signed", session=db.session, code=code
+    )
     return Response(
         pdf,
         mimetype="application/pdf",
@@ -160,6 +155,9 @@ def sign(code: str, number: int) -> Any:
             flash(exc.detail, "error")
             return redirect(url_for("reports.index", code=code))
         else:
+            # The signature is committed first; the signed copy renders outside the transaction.
+            db.session.commit()
+            services.make_signed_copy(report.id, username=g.principal.username, channel="web")
             flash(f"You signed report {number}; the signed copy is stored beside it.", "success")
             return redirect(url_for("reports.index", code=code))
     elif request.method == "POST":

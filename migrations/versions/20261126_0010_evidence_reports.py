@@ -25,6 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Plain ALTER TABLE (SQLite >= 3.35 too), not a batch copy: the signature table keeps its triggers.
     op.add_column("signature", sa.Column("role", sa.String(length=32), nullable=True))
+    op.create_index("uq_signature_signer", "signature", ["table_name", "record_id", "user_id"], unique=True)
     op.create_table(
         "generated_report",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -99,6 +100,9 @@ def upgrade() -> None:
             ["trial_id"], ["trial.id"], name=op.f("fk_signed_report_copy_trial_id_trial")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signed_report_copy")),
+        sa.UniqueConstraint(
+            "report_id", "signatures", name=op.f("uq_signed_report_copy_report_id_signatures")
+        ),
     )
     with op.batch_alter_table("signed_report_copy", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_signed_report_copy_report_id"), ["report_id"], unique=False)
@@ -143,4 +147,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_generated_report_trial_id"))
 
     op.drop_table("generated_report")
+    op.drop_index("uq_signature_signer", table_name="signature")
     op.drop_column("signature", "role")

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -71,6 +72,24 @@ def test_before_the_unblinding_only_the_blinded_report_can_be_asked_for(
             CODE, Variant.FINAL, session=session, by=people["sponsor"], channel="cli", runner="inline"
         )
     assert session.exec(select(ReportJob)).all() == []
+    # One job at a time per trial; a job whose worker is gone (stalled) does not block the next.
+    job = services.request_report(
+        CODE, Variant.BLINDED, session=session, by=people["sponsor"], channel="api", runner="rq"
+    )
+    with pytest.raises(Conflict, match="still being generated"):
+        services.request_report(
+            CODE, Variant.BLINDED, session=session, by=people["sponsor"], channel="api", runner="rq"
+        )
+    assert services.job_summary(job, session=session)["status"] == "queued"
+    job.requested_at -= timedelta(hours=2)
+    session.flush()
+    assert services.job_summary(job, session=session)["status"] == "stalled"
+    again = services.request_report(
+        CODE, Variant.BLINDED, session=session, by=people["sponsor"], channel="api", runner="rq"
+    )
+    session.delete(again)
+    session.delete(job)
+    session.flush()
     assert sign_in(client, "sam").status_code == 302
     page = client.get(f"/trials/{CODE}/reports")
     html = page.get_data(as_text=True)
@@ -174,6 +193,53 @@ def test_an_rq_worker_runs_the_job_when_redis_is_set(report_trial: ReportTrial) 
         assert (variant, by) == ("blinded", "sam")
     finally:
         app.extensions["trials_db"].engine.dispose()
+    # A queue that cannot be reached fails the job at once instead of leaving it queued.
+    unreachable = create_app(app_config(report_trial.url, REDIS_URL="redis://127.0.0.1:1/0"))
+    try:
+        client = signed_in(unreachable, "sam")
+        html = client.get(f"/trials/{CODE}/reports").get_data(as_text=True)
+        asked = client.post(
+            f"/trials/{CODE}/reports", data={"variant": "blinded", "csrf_token": csrf_token(html)}
+        )
+        assert asked.status_code == 302
+        [(status, error)] = rows(
+            report_trial, "SELECT status, error FROM report_job WHERE runner = 'rq' AND status <> 'done'"
+        )
+        assert status == "failed"
+        assert error.startswith("the job could not be queued")
+    finally:
+        unreachable.extensions["trials_db"].engine.dispose()
+
+
+def test_a_job_runs_with_its_requester_s_rights_as_they_are_when_it_runs(
+    trial_app: Any, report_trial: ReportTrial
+) -> None:
+    from reports import services
+    from reports.models import Variant
+    from tests.conftest import create_user_with_grants
+    from trials.core.accounts import services as accounts
+    from trials.core.audit import services as audit
+
+    with Session(report_trial.engine, expire_on_commit=False) as session:
+        audit.set_actor(session, audit.Actor.system("system"))
+        _user, dora = create_user_with_grants(session, "dora", f"statistician_blinded:{CODE}")
+        audit.set_actor(session, accounts.actor_for(dora, "api"))
+        job_id = services.request_report(
+            CODE, Variant.BLINDED, session=session, by=dora, channel="api", runner="rq"
+        ).id
+        audit.set_actor(session, audit.Actor.system("system"))
+        accounts.set_active("dora", False, session=session, by=accounts.SYSTEM, reason="left the trial team")
+        session.commit()
+    with trial_app.app_context():
+        job = services.run_job(job_id)
+    assert job.status == "failed"
+    assert "disabled or locked" in (job.error or "")
+    events = rows(
+        report_trial,
+        "SELECT action FROM audit_entry WHERE record_id = :id ORDER BY seq",
+        id=str(job_id),
+    )
+    assert [e for (e,) in events] == ["report_requested", "report_failed"]
 
 
 def test_trials_report_writes_the_evidence_bundle(report_trial: ReportTrial, tmp_path: Any) -> None:
@@ -353,3 +419,29 @@ def test_reports_and_their_signed_copies_are_written_once(
         )
         with pytest.raises(Conflict, match="cannot be deleted"):
             session.flush()
+
+
+def test_a_stored_report_altered_underneath_is_refused(
+    trial_app: Any, report_trial: ReportTrial, final_number: int
+) -> None:
+    """Were the triggers dropped and a PDF rewritten, downloads and signatures refuse it."""
+    signatures = rows(report_trial, "SELECT count(*) FROM signature")[0][0]
+    with report_trial.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TRIGGER generated_report_written_once ON generated_report"))
+        else:
+            conn.execute(text("DROP TRIGGER generated_report_written_once_update"))
+        conn.execute(
+            text("UPDATE generated_report SET pdf = :pdf WHERE number = :n"),
+            {"pdf": b"%PDF-altered", "n": final_number},
+        )
+    client = signed_in(trial_app, "sam")
+    assert client.get(f"/trials/{CODE}/reports/{final_number}/report.pdf").status_code == 409
+    page = client.get(f"/trials/{CODE}/reports/{final_number}/sign").get_data(as_text=True)
+    refused = client.post(
+        f"/trials/{CODE}/reports/{final_number}/sign",
+        data={"meaning": "approval", "password": PASSWORD, "confirm": "y", "csrf_token": csrf_token(page)},
+    )
+    assert refused.status_code == 302  # back to the list with the refusal
+    assert "altered" in client.get(f"/trials/{CODE}/reports").get_data(as_text=True)
+    assert rows(report_trial, "SELECT count(*) FROM signature")[0][0] == signatures

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, String, Uuid
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Uuid
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
@@ -26,9 +26,11 @@ class Signature(Audited, SQLModel, table=True):
     """A signature: who (printed name), when (UTC), what it means, and the hash of what was signed."""
 
     __tablename__ = "signature"
-    # A signature is not the trial's data: reports are signed after the database lock.
-    __database_lock_exempt__ = True
-    __table_args__ = (CheckConstraint(f"meaning IN ({_MEANINGS})", name="meaning_known"),)
+    __table_args__ = (
+        CheckConstraint(f"meaning IN ({_MEANINGS})", name="meaning_known"),
+        # One signature per person and record (a unique index: the table keeps its triggers).
+        Index("uq_signature_signer", "table_name", "record_id", "user_id", unique=True),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     user_id: uuid.UUID = Field(sa_column=Column(Uuid, ForeignKey("user_account.id"), nullable=False))
@@ -45,6 +47,12 @@ class Signature(Audited, SQLModel, table=True):
     # The role the signer signed in (their role in the trial), where the record says whose
     # signature it needs (a report: the statistician's and the sponsor's).
     role: str | None = Field(default=None, sa_type=String(32), nullable=True)
+
+    @property
+    def __database_lock_exempt__(self) -> bool:  # type: ignore[override]
+        """A report's signature is not the trial's data: reports are signed after the database
+        lock. Every other signature (a protocol version's) follows the lock."""
+        return self.table_name == "generated_report"
 
     @property
     def manifestation(self) -> str:
