@@ -8,18 +8,30 @@ first time stands).
 
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from protocols.models import ProtocolVersion
 from trials.core.accounts import services
 from trials.core.accounts.models import GrantCreate, Role, SiteCreate, Trial, TrialCreate, UserCreate
+from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.db import db
 from trials.core.errors import InvalidInput, NotFound
 from trials.simulate.services import allocation_seed
+
+
+@contextmanager
+def _acting(username: str) -> Iterator[tuple[Session, Principal]]:
+    """A transaction acting as the demo account USERNAME on the command-line channel."""
+    with db.transaction() as session:
+        principal = services.load_principal(services.get_user(username, session=session), session=session)
+        audit.set_actor(session, services.actor_for(principal, "cli"))
+        yield session, principal
 
 
 def _password() -> str:
@@ -57,9 +69,7 @@ def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any
     passwords = {a["username"]: a["password"] for a in accounts}
     source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
     code = source.parse().document.trial.code
-    with db.transaction() as session:
-        sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
-        audit.set_actor(session, services.actor_for(sponsor, "cli"))
+    with _acting("sponsor") as (session, sponsor):
         existing = session.exec(
             select(ProtocolVersion)
             .join(Trial, col(ProtocolVersion.trial_id) == Trial.id)
@@ -95,9 +105,7 @@ def _go_live(code: str, seed: int) -> dict[str, Any]:
     from trials.randomization import services as randomization
     from trials.randomization.models import AllocationList
 
-    with db.transaction() as session:
-        sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
-        audit.set_actor(session, services.actor_for(sponsor, "cli"))
+    with _acting("sponsor") as (session, sponsor):
         trial = services.get_trial(code, session=session)
         allocation = session.exec(
             sql_select(AllocationList).where(AllocationList.trial_id == trial.id)
@@ -137,9 +145,7 @@ def _close_and_unblind(code: str) -> dict[str, Any]:
     from trials.analyses import unblinding
     from trials.dblock import services as dblock
 
-    with db.transaction() as session:
-        sponsor = services.load_principal(services.get_user("sponsor", session=session), session=session)
-        audit.set_actor(session, services.actor_for(sponsor, "cli"))
+    with _acting("sponsor") as (session, sponsor):
         trial = services.get_trial(code, session=session)
         lock = dblock.current_lock(trial.id, session=session)
         if lock is None:
@@ -149,11 +155,7 @@ def _close_and_unblind(code: str) -> dict[str, Any]:
                 session=session,
                 by=sponsor,
             )
-    with db.transaction() as session:
-        statistician = services.load_principal(
-            services.get_user("statistician", session=session), session=session
-        )
-        audit.set_actor(session, services.actor_for(statistician, "cli"))
+    with _acting("statistician") as (session, statistician):
         record = unblinding.unblinding_of(trial.id, session=session)
         if record is None:
             record = unblinding.unblind_trial(
@@ -177,10 +179,7 @@ def _final_report(code: str, out_dir: Path) -> dict[str, Any]:
     from reports import services as reports
     from reports.models import GeneratedReport, Variant
 
-    with db.transaction() as session:
-        statistician = services.load_principal(
-            services.get_user("statistician", session=session), session=session
-        )
+    with _acting("statistician") as (session, statistician):
         existing = next(
             (
                 r.id
@@ -209,11 +208,7 @@ def _blinded_results(code: str, out_dir: Path) -> dict[str, Any]:
     """While the trial is in progress: the pooled analysis results, run by the statistician."""
     from trials.analyses import services as analyses
 
-    with db.transaction() as session:
-        statistician = services.load_principal(
-            services.get_user("statistician", session=session), session=session
-        )
-        audit.set_actor(session, services.actor_for(statistician, "cli"))
+    with _acting("statistician") as (session, statistician):
         document = analyses.analyze(code, session=session, by=statistician, blinded=True)
     path = out_dir / "results.json"
     path.write_text(document.to_json(), encoding="utf-8")
