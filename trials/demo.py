@@ -97,7 +97,7 @@ def _register_and_lock_protocol(accounts: list[dict[str, Any]]) -> dict[str, Any
         }
 
 
-def _go_live(code: str, seed: int) -> dict[str, Any]:
+def _go_live(code: str, seed: int, participants: int) -> dict[str, Any]:
     """The sponsor takes the trial live: the allocation list is generated from `seed`, so the
     same seed gives the same list (a real trial draws its seed from the system's source)."""
     from sqlmodel import select as sql_select
@@ -113,7 +113,11 @@ def _go_live(code: str, seed: int) -> dict[str, Any]:
         if allocation is None:
             # The seed `trials simulate` derives from the same number: the same list either way.
             seed_bytes = allocation_seed(seed)
-            allocation = randomization.go_live(code, session=session, by=sponsor, seed=seed_bytes)
+            # The default list (300 slots per stratum) unless the simulation needs more: any
+            # stratum may, at worst, take every participant.
+            allocation = randomization.go_live(
+                code, session=session, by=sponsor, seed=seed_bytes, slots_per_stratum=max(300, participants)
+            )
         return {
             "list_sha256": allocation.list_sha256,
             "seed_sha256": allocation.seed_sha256,
@@ -253,7 +257,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path, in_progress: bool =
                 {"username": username, "password": password, "role": role.value, "trial": trial, "site": site}
             )
     protocol = _register_and_lock_protocol(accounts)
-    protocol["allocation"] = _go_live(protocol["trial"], seed)
+    protocol["allocation"] = _go_live(protocol["trial"], seed, participants)
     simulation = _simulate(protocol["trial"], participants, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     if in_progress:
