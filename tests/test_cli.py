@@ -136,9 +136,14 @@ def test_disable_and_unlock_need_reasons(fresh_database_url: str) -> None:
     assert "not locked" in not_locked.output
 
 
-def test_demo_sets_up_accounts_that_can_sign_in(fresh_database_url: str, tmp_path: Path) -> None:
+def test_demo_plays_the_trial_to_its_end_on_the_embedded_default(tmp_path: Path) -> None:
+    """The demo is the main job on the embedded default (SQLite), so it runs on SQLite only; the
+    report it makes is tested on both databases in tests/reports."""
+    from trials.core import migrate
     from trials.core.accounts import services
 
+    fresh_database_url = f"sqlite:///{tmp_path}/demo.sqlite"
+    migrate.upgrade(fresh_database_url)
     out = tmp_path / "out"
     result = run(fresh_database_url, "demo", "--out", str(out), "--participants", "30", "--json")
     assert result.exit_code == 0, result.output
