@@ -61,6 +61,8 @@ def test_the_context_round_trips_and_a_signed_copy_shows_its_signatures(report_t
         again = ReportContext.from_json(text)
         assert again == rendered.context
         assert again.to_json() == text
+    if report_trial.engine.dialect.name != "sqlite":
+        return  # rendering a stored context does not touch the database: its PDF is checked once
     stored = ReportContext.from_json(report_trial.blinded.context.to_json())
     bound = "9f2c" * 16
     signatures = [
