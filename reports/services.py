@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
-from reports.build import Progress, SignatureLine
+from reports.build import Progress, ReportContext, SignatureLine
 from reports.models import GeneratedReport, JobStatus, ReportJob, SignedReportCopy, Variant
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import Trial
@@ -276,11 +276,9 @@ def _sha256(data: bytes) -> str:
 
 
 def store_report(
-    code: str, variant: Variant, context: object, pdf: bytes, *, session: Session, by: Principal
+    code: str, variant: Variant, context: ReportContext, pdf: bytes, *, session: Session, by: Principal
 ) -> GeneratedReport:
-    from reports.build import ReportContext
-
-    assert isinstance(context, ReportContext)
+    """Store a rendered report (the trial's row locked: numbers are consecutive per trial)."""
     trial = session.get(Trial, trial_by_code(code, session=session).id, with_for_update=True)
     if trial is None:  # just found
         raise NotFound(f"no trial {code}")
@@ -509,7 +507,7 @@ def make_signed_copy(report_id: uuid.UUID, *, username: str, channel: str) -> Si
     """Render the report again from its stored context with every signature so far, and store
     it (once per number of signatures: two signers at once get one copy each count). Needs an
     app context; reads a snapshot, renders outside any transaction, writes in a short one."""
-    from reports.build import ReportContext, render_pdf
+    from reports.build import render_pdf
 
     with db.snapshot() as snapshot:
         report = snapshot.get(GeneratedReport, report_id)
