@@ -14,7 +14,6 @@ the report it produces is.
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -27,14 +26,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    event,
 )
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
-from trials.core.errors import Conflict
+from trials.core.written_once import refuse_changes
 
 
 class Variant(StrEnum):
@@ -127,15 +124,9 @@ class ReportJob(SQLModel, table=True):
     )
 
 
-_WRITTEN_ONCE = (GeneratedReport, SignedReportCopy)
-
-
-# Registered first (insert=True): a refused change never reaches the audit mechanism's listener.
-@event.listens_for(OrmSession, "before_flush", insert=True)
-def _reports_are_written_once(session: OrmSession, _context: Any, _instances: Any) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, _WRITTEN_ONCE):
-            raise Conflict("a generated report and its signed copies cannot be deleted")
-    for obj in session.dirty:
-        if isinstance(obj, _WRITTEN_ONCE) and session.is_modified(obj, include_collections=False):
-            raise Conflict("a generated report and its signed copies cannot be changed")
+refuse_changes(
+    GeneratedReport,
+    SignedReportCopy,
+    changed="a generated report and its signed copies cannot be changed",
+    deleted="a generated report and its signed copies cannot be deleted",
+)

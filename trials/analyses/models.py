@@ -7,16 +7,14 @@ the lock does not apply to it.
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from pydantic import ConfigDict
-from sqlalchemy import Column, ForeignKey, String, Text, Uuid, event
-from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy import Column, ForeignKey, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
-from trials.core.errors import Conflict
+from trials.core.written_once import refuse_changes
 
 
 class TrialUnblinding(Audited, SQLModel, table=True):
@@ -53,12 +51,8 @@ class UnblindingRead(SQLModel):
     database_locked_at: datetime | None = None
 
 
-# Registered first (insert=True): a refused change never reaches the audit mechanism's listener.
-@event.listens_for(OrmSession, "before_flush", insert=True)
-def _unblinding_is_final(session: OrmSession, _context: Any, _instances: Any) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, TrialUnblinding):
-            raise Conflict("a trial's unblinding cannot be undone")
-    for obj in session.dirty:
-        if isinstance(obj, TrialUnblinding) and session.is_modified(obj, include_collections=False):
-            raise Conflict("a trial's unblinding cannot be changed")
+refuse_changes(
+    TrialUnblinding,
+    changed="a trial's unblinding cannot be changed",
+    deleted="a trial's unblinding cannot be undone",
+)

@@ -7,7 +7,6 @@ The rows a batch brought in carry its id (`assessment.import_batch_id`,
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -18,14 +17,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    event,
 )
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
 from trials.core.audit.services import Audited
 from trials.core.db import UTCDateTime, new_id, utcnow
-from trials.core.errors import Conflict
+from trials.core.written_once import refuse_changes
 
 KINDS = ("assessments", "engagement")
 
@@ -80,12 +77,8 @@ class ImportSummary(ImportBatchRead):
     data_queries: int
 
 
-# Registered first (insert=True): a refused change never reaches the audit mechanism's listener.
-@event.listens_for(OrmSession, "before_flush", insert=True)
-def _batches_are_immutable(session: OrmSession, _context: Any, _instances: Any) -> None:
-    for obj in session.deleted:
-        if isinstance(obj, ImportBatch):
-            raise Conflict("import batches cannot be changed or deleted")
-    for obj in session.dirty:
-        if isinstance(obj, ImportBatch) and session.is_modified(obj, include_collections=False):
-            raise Conflict("import batches cannot be changed or deleted")
+refuse_changes(
+    ImportBatch,
+    changed="import batches cannot be changed or deleted",
+    deleted="import batches cannot be changed or deleted",
+)
