@@ -284,7 +284,7 @@ def test_the_web_form_saves_and_the_page_shows_them_to_site_staff_only(
     assert other_site.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("keys", ["not-a-key", f"{OLD_KEY},short"])
+@pytest.mark.parametrize("keys", ["not-a-key", f"{OLD_KEY},short"], ids=["not-a-key", "second-key-short"])
 def test_a_malformed_key_stops_the_app_at_start(database_url: str, keys: str) -> None:
     with pytest.raises(ConfigurationError, match="IDENTIFIER_KEYS"):
         create_app(app_config(database_url, IDENTIFIER_KEYS=keys))
