@@ -9,10 +9,9 @@ CDISC SDTM controlled terminology (QS domain)
 Sources checked for the codes below (DOMAIN.md section 5 is the project's reference):
 
 - PHQ-9: QSCAT "PHQ-9"; QSTESTCD PHQ0101-PHQ0109 (items), PHQ0110 (difficulty), PHQ0111
-  (total). QSTEST labels for PHQ0101, PHQ0102, PHQ0103, PHQ0110 and PHQ0111 were confirmed
-  against CDISC CT terms (C103705, C103706, C103707, C103714, C113887). The labels of
-  PHQ0104-PHQ0109 could not be confirmed from the sources available and are left None:
-  fill them from the CDISC QRS PHQ-9 supplement / SDTM CT before building QS.
+  (total). Every QSTEST is the PHQ01TN term of SDTM CT 2021-06-25 (C103705-C103714,
+  C113887), as `reports.submission.terminology` lists them with their sources; a test keeps
+  the two the same.
 - GAD-7: QSCAT "GAD-7 V2"; QSTESTCD GAD0201-GAD0207, total GAD0208; all QSTEST labels as
   used in pharmaverse/admiral's CDISC-based example QS data.
 - PHQ-8: CDISC CT has a "Patient Health Questionnaire - 8" test-code codelist (PHQ05TC), but
@@ -173,37 +172,43 @@ PHQ9_INSTRUMENT = Instrument(
             "Little interest or pleasure in doing things",
             "interest",
             "PHQ0101",
-            "PHQ01-Little Interest",
+            "PHQ01-Little Interest/Pleasure in Things",
         ),
         Item(
             2,
             "Feeling down, depressed, or hopeless",
             "depressed_mood",
             "PHQ0102",
-            "PHQ01-Feeling Down",
+            "PHQ01-Feeling Down Depressed or Hopeless",
         ),
         Item(
             3,
             "Trouble falling or staying asleep, or sleeping too much",
             "sleep",
             "PHQ0103",
-            "PHQ01-Trouble Sleeping",
+            "PHQ01-Trouble Falling or Staying Asleep",
         ),
-        Item(4, "Feeling tired or having little energy", "energy", "PHQ0104", None),
-        Item(5, "Poor appetite or overeating", "appetite", "PHQ0105", None),
+        Item(
+            4,
+            "Feeling tired or having little energy",
+            "energy",
+            "PHQ0104",
+            "PHQ01-Feeling Tired or Little Energy",
+        ),
+        Item(5, "Poor appetite or overeating", "appetite", "PHQ0105", "PHQ01-Poor Appetite or Overeating"),
         Item(
             6,
             "Feeling bad about yourself - or that you are a failure or have let yourself or your family down",
             "self_worth",
             "PHQ0106",
-            None,
+            "PHQ01-Feeling Bad About Yourself",
         ),
         Item(
             7,
             "Trouble concentrating on things, such as reading the newspaper or watching television",
             "concentration",
             "PHQ0107",
-            None,
+            "PHQ01-Trouble Concentrating on Things",
         ),
         Item(
             8,
@@ -212,14 +217,14 @@ PHQ9_INSTRUMENT = Instrument(
             "more than usual",
             "psychomotor",
             "PHQ0108",
-            None,
+            "PHQ01-Moving Slowly or Fidgety/Restless",
         ),
         Item(
             9,
             "Thoughts that you would be better off dead or of hurting yourself in some way",
             "self_harm",
             "PHQ0109",
-            None,
+            "PHQ01-Thoughts You Be Better Off Dead",
         ),
         Item(
             10,
@@ -227,7 +232,7 @@ PHQ9_INSTRUMENT = Instrument(
             "you to do your work, take care of things at home, or get along with other people?",
             "difficulty",
             "PHQ0110",
-            "PHQ01-Difficult to Work",
+            "PHQ01-Difficult to Work/Take Care Things",
             scored=False,
         ),
     ),

@@ -132,8 +132,23 @@ def test_phq9_cdisc_codes():
     assert PHQ9_I.item(10).cdisc_testcd == "PHQ0110"
     assert PHQ9_I.cdisc_total_testcd == "PHQ0111"
     assert PHQ9_I.cdisc_total_test_label == "PHQ01-Total Score"
-    assert PHQ9_I.item(1).cdisc_test_label == "PHQ01-Little Interest"
-    assert PHQ9_I.item(10).cdisc_test_label == "PHQ01-Difficult to Work"
+    assert PHQ9_I.item(1).cdisc_test_label == "PHQ01-Little Interest/Pleasure in Things"
+    assert PHQ9_I.item(9).cdisc_test_label == "PHQ01-Thoughts You Be Better Off Dead"
+    assert PHQ9_I.item(10).cdisc_test_label == "PHQ01-Difficult to Work/Take Care Things"
+
+
+@pytest.mark.parametrize(
+    ("instrument", "codelist"), [("PHQ-9", "PHQ01TC"), ("GAD-7", "GAD02TC")], ids=["PHQ-9", "GAD-7"]
+)
+def test_catalogue_codes_are_the_controlled_terminology(instrument, codelist):
+    """The catalogue's QSTESTCD/QSTEST pairs are exactly the CDISC test-code codelist's terms
+    (code and decode), as `reports.submission.terminology` records them with their sources."""
+    from reports.submission.terminology import CODELISTS
+
+    entry = INSTRUMENTS[instrument]
+    catalogue = {item.cdisc_testcd: item.cdisc_test_label for item in entry.items}
+    catalogue[entry.cdisc_total_testcd] = entry.cdisc_total_test_label
+    assert catalogue == {t.value: t.decode for t in CODELISTS[codelist].terms}
 
 
 def test_gad7_cdisc_codes():
