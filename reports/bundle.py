@@ -5,6 +5,10 @@ dataset the report's numbers come from, byte for byte) and `manifest.json`: the 
 of every other file, the protocol and SAP hashes, the data snapshot hash, the audit chain's
 head, the software versions and the signatures. Provenance goes in the manifest, never attached
 to the PDF (DOMAIN.md section 4).
+
+The submission datasets (`sdtm/`, `adam/`, written by `trials export`) belong to the bundle
+when they are in its folder: the manifest lists each of their files with its hash, and a
+`submission` section says when they were exported and what the conformance check found.
 """
 
 import hashlib
@@ -21,9 +25,49 @@ SCHEMA = "trials.evidence-bundle"
 SCHEMA_VERSION = 1
 
 
-def _entry(path: Path) -> dict[str, Any]:
+SUBMISSION_FOLDERS = ("sdtm", "adam")
+
+
+def _entry(path: Path, root: Path | None = None) -> dict[str, Any]:
     data = path.read_bytes()
-    return {"name": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    name = path.relative_to(root).as_posix() if root is not None else path.name
+    return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _submission_entries(out_dir: Path) -> list[dict[str, Any]]:
+    """Every file of the submission folders in OUT_DIR, hashed now, by relative path."""
+    files = sorted(
+        path
+        for folder in SUBMISSION_FOLDERS
+        if (out_dir / folder).is_dir()
+        for path in (out_dir / folder).iterdir()
+        if path.is_file()
+    )
+    return [_entry(path, out_dir) for path in files]
+
+
+def _previous_submission(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("submission")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def record_submission(out_dir: Path, *, trial_code: str, submission: dict[str, Any]) -> Path:
+    """List the submission folders' files in OUT_DIR's manifest (written when there is none
+    yet) with the export's `submission` section; return the manifest's path."""
+    path = out_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        manifest = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "trial": trial_code, "files": []}
+    if manifest.get("schema") != SCHEMA or manifest.get("trial") != trial_code:
+        raise ValueError(f"{path} is not the evidence bundle manifest of trial {trial_code}")
+    kept = [f for f in manifest.get("files", []) if f["name"].split("/", 1)[0] not in SUBMISSION_FOLDERS]
+    manifest["files"] = kept + _submission_entries(out_dir)
+    manifest["submission"] = submission
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
 
 
 def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, trial_code: str) -> Path:
@@ -55,7 +99,7 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
             "pdf_sha256": report.pdf_sha256,
             "context_sha256": report.context_sha256,
         },
-        "files": [_entry(path) for path in files],
+        "files": [_entry(path) for path in files] + _submission_entries(out_dir),
         "protocol": {
             "version": provenance.get("protocol_version"),
             "sha256": provenance.get("protocol_sha256"),
@@ -70,5 +114,8 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
         "signatures": [services.signature_record(s) for s in services.signatures_of(report, session=session)],
     }
     path = out_dir / "manifest.json"
+    previous = _previous_submission(path)
+    if previous is not None and any((out_dir / f).is_dir() for f in SUBMISSION_FOLDERS):
+        manifest["submission"] = previous
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

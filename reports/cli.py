@@ -187,3 +187,124 @@ def worker(burst: bool) -> None:
     if not app.config.get("REDIS_URL"):
         fail("set REDIS_URL (or TRIALS_REDIS_URL) to the Redis server the web app queues jobs on")
     jobs.work(app, burst=burst)
+
+
+def _findings_text(findings: dict[str, list[Any]]) -> str:
+    lines = []
+    for folder, found in findings.items():
+        errors = sum(1 for f in found if f.severity == "error")
+        lines.append(f"{folder}/: {errors} error(s), {len(found) - errors} warning(s)")
+        lines += [
+            f"  {f.severity:<7} {f.rule:<18} {'.'.join(x for x in (f.dataset, f.variable) if x) or '-'}: "
+            f"{f.message}" + (f" ({f.count} records)" if f.count > 1 else "")
+            for f in found
+        ]
+    return "\n".join(lines)
+
+
+def _findings_json(findings: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        folder: [
+            {
+                "severity": f.severity,
+                "rule": f.rule,
+                "dataset": f.dataset,
+                "variable": f.variable,
+                "message": f.message,
+                "count": f.count,
+            }
+            for f in found
+        ]
+        for folder, found in findings.items()
+    }
+
+
+@click.command("export")
+@click.argument("code", required=False)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for sdtm/ and adam/ (an evidence bundle's folder: its manifest lists them).",
+)
+@click.option(
+    "--check",
+    "check_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Only check the sdtm/ and adam/ folders in this folder (conformance check); export nothing.",
+)
+@click.option(
+    "--as", "as_user", metavar="USERNAME", default=None, help="Act as this account (for an export)."
+)
+@json_option
+@with_app
+def export(
+    code: str | None, out_dir: Path | None, check_dir: Path | None, as_user: str | None, as_json: bool
+) -> None:
+    """Write trial CODE's SDTM and ADaM datasets (SAS XPORT v5, CSV, define.xml) to OUT and check
+    them (the findings are printed; the files stay written); or, with --check DIR, check folders
+    already written, exiting 1 when the check finds an error."""
+    if check_dir is not None:
+        if code is not None or out_dir is not None or as_user is not None:
+            raise click.UsageError("--check takes a folder and nothing else")
+        from reports.submission.check import check_package_folders
+
+        findings = check_package_folders(check_dir)
+        if not findings:
+            fail(f"{check_dir} holds neither sdtm/ nor adam/")
+        emit(_findings_json(findings), as_json, lambda _d: _findings_text(findings))
+        if any(f.severity == "error" for found in findings.values() for f in found):
+            raise click.exceptions.Exit(1)
+        return
+    if code is None or out_dir is None or as_user is None:
+        raise click.UsageError("give CODE, --out DIR and --as USERNAME (or --check DIR)")
+
+    from datetime import UTC, datetime
+
+    from reports import bundle
+    from reports.submission.export import export_submission
+
+    with click.progressbar(length=100, label=f"{code} submission datasets", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(_step: str, fraction: float) -> None:
+            step = int(fraction * 100)
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        with acting(as_user) as (session, principal):
+            result = export_submission(code, out_dir, session=session, by=principal, progress=progress)
+    manifest = bundle.record_submission(
+        out_dir,
+        trial_code=code,
+        submission={
+            "exported_at": datetime.now(UTC).isoformat(),
+            "exported_by": as_user,
+            "data_snapshot_sha256": result.data_snapshot_sha256,
+            "conformance": {
+                folder: {
+                    "errors": sum(1 for f in found if f.severity == "error"),
+                    "warnings": sum(1 for f in found if f.severity != "error"),
+                }
+                for folder, found in result.findings.items()
+            },
+        },
+    )
+    out = {
+        "trial": code,
+        "out_dir": str(out_dir),
+        "files": result.manifest_entries(),
+        "manifest": str(manifest),
+        "findings": _findings_json(result.findings),
+    }
+    emit(
+        out,
+        as_json,
+        lambda d: "\n".join(
+            [f"{len(d['files'])} files written to {out_dir} (sdtm/, adam/); manifest: {d['manifest']}"]
+            + [_findings_text(result.findings)]
+        ),
+    )

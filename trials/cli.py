@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from protocols.cli import protocol
-from reports.cli import report, reports, sign_report, worker
+from reports.cli import export, report, reports, sign_report, worker
 from trials.analyses.cli import analyze, unblind
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
@@ -69,6 +69,7 @@ main.add_command(disposition)
 main.add_command(unblind_participant)
 main.add_command(unblindings)
 main.add_command(report)
+main.add_command(export)
 main.add_command(reports)
 main.add_command(sign_report)
 main.add_command(worker)
@@ -181,6 +182,14 @@ def demo(participants: int, seed: int, in_progress: bool, out_dir: Path, as_json
             lines.append(f"Database locked {end['database_locked_at']}; unblinded {end['unblinded_at']}")
             lines.append(f"Final report {r['number']}: sha256 {r['pdf_sha256']}")
             lines.append(f"Evidence bundle (report.pdf, results.json, manifest.json): {r['path']}")
+            sub = data["submission"]
+            lines.append(f"Submission datasets ({sub['files']} files): {', '.join(sub['folders'])}")
+            for folder in ("sdtm", "adam"):
+                lines.append(
+                    f"  {folder}/ conformance check: {sub[folder]['errors']} error(s), "
+                    f"{sub[folder]['warnings']} warning(s)"
+                )
+                lines += [f"    {line}" for line in sub[folder]["findings"]]
         return "\n".join(lines)
 
     emit(result, as_json, text)

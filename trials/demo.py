@@ -208,6 +208,43 @@ def _final_report(code: str, out_dir: Path) -> dict[str, Any]:
         }
 
 
+def _submission(code: str, out_dir: Path) -> dict[str, Any]:
+    """The SDTM and ADaM packages exported by the statistician into the bundle's folder
+    (sdtm/, adam/), checked, and listed with their hashes in the bundle's manifest."""
+    from datetime import UTC, datetime
+
+    from reports import bundle
+    from reports.submission.export import export_submission
+
+    with _acting("statistician") as (session, statistician):
+        result = export_submission(code, out_dir, session=session, by=statistician)
+    conformance = {
+        folder: {
+            "errors": sum(1 for f in found if f.severity == "error"),
+            "warnings": sum(1 for f in found if f.severity != "error"),
+            "findings": [f"{f.rule} {f.dataset or ''}.{f.variable or ''}: {f.message}" for f in found],
+        }
+        for folder, found in result.findings.items()
+    }
+    bundle.record_submission(
+        out_dir,
+        trial_code=code,
+        submission={
+            "exported_at": datetime.now(UTC).isoformat(),
+            "exported_by": "statistician",
+            "data_snapshot_sha256": result.data_snapshot_sha256,
+            "conformance": {
+                k: {"errors": v["errors"], "warnings": v["warnings"]} for k, v in conformance.items()
+            },
+        },
+    )
+    return {
+        "files": len(result.files),
+        "folders": [str(out_dir / f) for f in ("sdtm", "adam")],
+        **conformance,
+    }
+
+
 def _blinded_results(code: str, out_dir: Path) -> dict[str, Any]:
     """While the trial is in progress: the pooled analysis results, run by the statistician."""
     from trials.analyses import services as analyses
@@ -261,11 +298,12 @@ def run_demo(*, participants: int, seed: int, out_dir: Path, in_progress: bool =
     simulation = _simulate(protocol["trial"], participants, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     if in_progress:
-        end, report = None, None
+        end, report, submission = None, None, None
         results = _blinded_results(protocol["trial"], out_dir)
     else:
         end = _close_and_unblind(protocol["trial"])
         report = _final_report(protocol["trial"], out_dir)
+        submission = _submission(protocol["trial"], out_dir)
         results = {"path": report["results"], "blinded": False}
     summary = {
         "protocol": protocol,
@@ -276,6 +314,7 @@ def run_demo(*, participants: int, seed: int, out_dir: Path, in_progress: bool =
         "simulation": simulation,
         "end": end,
         "report": report,
+        "submission": submission,
         "results": results,
         "out_dir": str(out_dir),
     }

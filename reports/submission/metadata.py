@@ -63,8 +63,7 @@ class Variable:
     ``codelist`` names a codelist of the package (its ``Codelist.name``). ``method`` and
     ``comment`` are the OIDs of a :class:`Method` / :class:`Comment` of the package.
     ``predecessor`` (origin "Predecessor") names the source, e.g. ``"ADSL.AGE"`` or
-    ``"QS.QSDTC"``. ``value_level`` is True when the package carries value-level metadata
-    for the variable.
+    ``"QS.QSDTC"``. Value-level metadata of a variable is in the package's ``value_level``.
     """
 
     name: str
@@ -150,3 +149,6 @@ class Package:
     methods: Mapping[str, Method] = field(default_factory=dict)
     comments: Mapping[str, Comment] = field(default_factory=dict)
     value_level: tuple[ValueLevel, ...] = ()
+    # Controlled terminology the package's codelists come from: publishing set -> version
+    # (e.g. {"SDTM": "2021-06-25"}), declared as standards in Define-XML.
+    ct_versions: Mapping[str, str] = field(default_factory=dict)

@@ -41,6 +41,11 @@ Define-XML declares before submission.
 
 from dataclasses import dataclass
 
+# The controlled-terminology releases the codes below were read from, by publishing set, as
+# Define-XML declares them (see the docstring for the terms taken from other files).
+SDTM_CT_VERSION = "2021-06-25"
+ADAM_CT_VERSION = "2025-09-26"
+
 
 @dataclass(frozen=True)
 class Term:

@@ -581,7 +581,9 @@ def write_package(
                 progress(done, total, name)
         lengths = {n: fitted_lengths(package.frames[n], package.datasets[n]) for n in names}
         when = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
-        (tmp / "define.xml").write_bytes(define_xml(package, lengths, created=when))
+        (tmp / "define.xml").write_bytes(
+            define_xml(package, lengths, created=when, ct_versions=package.ct_versions)
+        )
         if progress:
             progress(total, total, "define.xml")
         for path in tmp.iterdir():
