@@ -164,6 +164,15 @@ def test_demo_plays_the_trial_to_its_end_on_the_embedded_default(tmp_path: Path)
     assert manifest["protocol"]["sha256"] == data["protocol"]["content_hash"]
     for entry in manifest["files"]:
         assert hashlib.sha256((out / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
+    # The submission datasets beside the report, listed in the manifest and checked.
+    names = {entry["name"] for entry in manifest["files"]}
+    for folder, datasets in (
+        ("sdtm", ("dm", "ds", "ae", "qs", "ex", "sv", "ts")),
+        ("adam", ("adsl", "adqs", "adtte")),
+    ):
+        assert {f"{folder}/{d}.xpt" for d in datasets} | {f"{folder}/define.xml"} <= names
+        assert data["submission"][folder]["errors"] == manifest["submission"]["conformance"][folder]["errors"]
+    assert data["submission"]["adam"]["errors"] == 0
     roles = {a["role"] for a in data["accounts"]}
     assert roles == {
         "admin",
