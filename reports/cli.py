@@ -196,7 +196,7 @@ def _findings_text(findings: dict[str, list[Any]]) -> str:
         lines.append(f"{folder}/: {errors} error(s), {len(found) - errors} warning(s)")
         lines += [
             f"  {f.severity:<7} {f.rule:<18} {'.'.join(x for x in (f.dataset, f.variable) if x) or '-'}: "
-            f"{f.message}" + (f" ({f.count} records)" if f.count > 1 else "")
+            f"{f.message}"
             for f in found
         ]
     return "\n".join(lines)

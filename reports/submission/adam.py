@@ -16,6 +16,7 @@ from protocols.document import ProtocolDocument
 from reports.submission import terminology as ct
 from reports.submission.metadata import Comment, Dataset, Method, Package, Variable
 from reports.submission.terminology import Codelist, Term
+from trials.core.errors import InvalidInput
 from trials.events.terms import SDTM
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ def build_adam(
     ids = [usubjid(s) for s in src["subject"]]
     missing_dm = [u for u in ids if u not in dm_by.index]
     if missing_dm:
-        raise ValueError(f"ADSL: USUBJID {missing_dm[0]} is not in SDTM DM (rule: every subject is in DM)")
+        raise InvalidInput(f"ADSL: USUBJID {missing_dm[0]} is not in SDTM DM (rule: every subject is in DM)")
 
     def from_dm(column: str) -> list[Any]:
         return [dm_by.at[u, column] for u in ids]

@@ -12,6 +12,8 @@ plan, the database lock and the unblinding) and the right to generate reports.
 
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,56 @@ def _sites(trial_id: Any, *, session: Session) -> "pd.DataFrame":
     return pd.DataFrame([tuple(r) for r in rows], columns=["code", "name", "country"])
 
 
+def _refuse_foreign_content(out_dir: Path, *, code: str, snapshot: str) -> None:
+    """Refuse, before anything is written, to replace folders that an export did not write, or
+    to put the datasets beside an evidence bundle of other data."""
+    from lxml import etree
+
+    for folder in FOLDERS:
+        path = out_dir / folder
+        if not path.exists():
+            continue
+        ours = False
+        if path.is_dir() and (path / "define.xml").is_file():
+            try:
+                parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+                root = etree.parse(str(path / "define.xml"), parser).getroot()
+                ours = root.get("SourceSystem") == "trials" and all(
+                    p.is_file() and p.suffix in (".xpt", ".csv", ".xml") for p in path.iterdir()
+                )
+            except etree.XMLSyntaxError:
+                ours = False
+        if not ours:
+            raise Conflict(
+                f"{path} exists and is not a package written by `trials export`: move it away "
+                "or export into another folder (nothing was written)"
+            )
+    manifest = out_dir / "manifest.json"
+    if manifest.is_file():
+        try:
+            bundle = json.loads(manifest.read_text(encoding="utf-8"))
+        except ValueError:
+            bundle = None
+        if not isinstance(bundle, dict) or bundle.get("schema") != "trials.evidence-bundle":
+            raise Conflict(f"{manifest} is not an evidence bundle's manifest (nothing was written)")
+        if bundle.get("trial") != code:
+            raise Conflict(
+                f"{out_dir} holds the evidence bundle of trial {bundle.get('trial')} (nothing was written)"
+            )
+        report = bundle.get("report") or {}
+        if report.get("variant") == "blinded":
+            raise Conflict(
+                f"{out_dir} holds the bundle of a blinded progress report: the submission datasets "
+                "go with the final report (nothing was written)"
+            )
+        theirs = bundle.get("data_snapshot_sha256")
+        if theirs is not None and theirs != snapshot:
+            raise Conflict(
+                f"{out_dir} holds an evidence bundle of another data snapshot ({theirs[:12]}..., "
+                f"now {snapshot[:12]}...): export into another folder (nothing was written)"
+            )
+
+
 def export_submission(
     code: str,
     out_dir: Path,
@@ -119,7 +171,7 @@ def export_submission(
     from reports.submission.adam import build_adam
     from reports.submission.check import check_folder
     from reports.submission.sdtm import SdtmSource, build_sdtm
-    from reports.submission.xpt import write_package
+    from reports.submission.xpt import TransportError, transport_problems, write_package
     from trials.analyses.datasets import analysis_frames, load_raw
 
     def step(label: str, fraction: float) -> None:
@@ -156,12 +208,32 @@ def export_submission(
     step("building ADaM", 0.4)
     adam = build_adam(frames, document, study_id=trial.code, dm=sdtm.frames["DM"], study_name=trial.title)
 
+    snapshot = raw.snapshot_sha256()
+    _refuse_foreign_content(out_dir, code=trial.code, snapshot=snapshot)
+    problems = [p for package in (sdtm, adam) for p in transport_problems(package)]
+    if problems:
+        raise TransportError(
+            f"the submission datasets break {len(problems)} transport constraint(s): "
+            + "; ".join(p.message for p in problems[:5]),
+            problems,
+        )
+
+    # Both packages are written into one staging folder first and moved into place only when
+    # both are complete: an export never leaves new SDTM beside old ADaM.
     out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[WrittenFile] = []
+    staging = Path(tempfile.mkdtemp(prefix=".export.", dir=out_dir))
+    try:
+        files: list[WrittenFile] = []
+        for n, package in enumerate((sdtm, adam)):
+            step(f"writing {package.folder}/", 0.55 + 0.15 * n)
+            files.extend(write_package(package, staging / package.folder))
+        for folder in FOLDERS:
+            if (out_dir / folder).exists():
+                (out_dir / folder).rename(staging / f"previous-{folder}")
+            (staging / folder).rename(out_dir / folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     findings: dict[str, list[Finding]] = {}
-    for n, package in enumerate((sdtm, adam)):
-        step(f"writing {package.folder}/", 0.55 + 0.15 * n)
-        files.extend(write_package(package, out_dir / package.folder))
     for n, folder in enumerate(FOLDERS):
         step(f"checking {folder}/", 0.85 + 0.07 * n)
         findings[folder] = check_folder(out_dir / folder)
@@ -177,9 +249,9 @@ def export_submission(
         record_id=str(trial.id),
         detail=(
             f"SDTM and ADaM packages: {len(files)} files, list sha256 {digest}; "
-            f"data snapshot {raw.snapshot_sha256()}; conformance errors {errors}"
+            f"data snapshot {snapshot}; conformance errors {errors}"
         ),
         trial_id=trial.id,
     )
     step("done", 1.0)
-    return ExportResult(trial.code, out_dir, files, findings, raw.snapshot_sha256(), sdtm, adam)
+    return ExportResult(trial.code, out_dir, files, findings, snapshot, sdtm, adam)

@@ -101,6 +101,7 @@ class Dataset:
     comment: str | None = None
     repeating: bool = True
     reference_data: bool = False  # TS and other trial design datasets
+    subclass: str | None = None  # Define-XML 2.1 def:SubClass, e.g. "TIME-TO-EVENT" (ADaM BDS)
 
     def variable(self, name: str) -> Variable:
         return next(v for v in self.variables if v.name == name)

@@ -50,6 +50,7 @@ from reports.submission.metadata import (
 )
 from reports.submission.terminology import Codelist, Term
 from trials.analyses.datasets import RawData
+from trials.core.errors import InvalidInput
 from trials.events.terms import (
     END_OF_STUDY_KINDS,
     INTERCURRENT_KINDS,
@@ -96,7 +97,7 @@ class SdtmSource:
     data_cutoff: date
 
 
-class SdtmInputError(ValueError):
+class SdtmInputError(InvalidInput):
     """The records cannot be mapped to SDTM as they are (the message names the record, the
     dataset and variable, and the rule)."""
 
@@ -300,7 +301,8 @@ COMMENTS: dict[str, Comment] = {
             "COM.DS.DSTERM",
             "Verbatim reason as recorded; for completion and protocol milestones the standard "
             "term; for screen failures the failed eligibility rules. Text over 200 characters "
-            "continues in SUPPDS (QNAM DSTERM1, DSTERM2, ...).",
+            "continues in SUPPDS (QNAM DSTERM1, DSTERM2, ...), cut before a blank: the parts "
+            "joined as they are (each continuation begins with that blank) give the text back.",
         ),
         Comment(
             "COM.DS.OTHER",
@@ -391,13 +393,16 @@ def study_day(on: date | None, reference: date | None) -> int | None:
 
 
 def split_text(text: str, limit: int = TRANSPORT_TEXT_MAX) -> list[str]:
-    """Split ASCII `text` into parts of at most `limit` bytes, at the last blank within the
-    limit when there is one; the parts joined give the text back exactly."""
+    """Split ASCII `text` into parts of at most `limit` bytes, cut between words where it can.
+
+    A part never ends with a blank (the transport file pads values with blanks, so a trailing
+    blank would be lost): the cut is made before a blank, and the next part begins with it.
+    The parts joined as they are give the text back exactly. Without a blank to cut at, the
+    text is cut at the limit."""
     parts: list[str] = []
     rest = text
     while len(rest) > limit:
-        cut = rest.rfind(" ", 1, limit + 1)
-        cut = cut + 1 if cut > 0 else limit
+        cut = next((i for i in range(limit, 0, -1) if rest[i] == " " and rest[i - 1] != " "), limit)
         parts.append(rest[:cut])
         rest = rest[cut:]
     parts.append(rest)

@@ -63,6 +63,7 @@ class Codelist:
     nci_code: str | None  # codelist C-code
     terms: tuple[Term, ...]
     extensible: bool | None  # CDISC "Codelist Extensible (Yes/No)"; None = not confirmed
+    publishing_set: str = "SDTM"  # the CT release it comes from: "SDTM" or "ADaM"
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,6 +522,7 @@ DTYPE = Codelist(
         Term("WOV", "C81206"),
     ),
     extensible=True,
+    publishing_set="ADaM",
 )
 
 # source: same ADaM CT 2025-09-26 CSV. CDISC parameter for the GAD-7 V2 total in ADaM.
@@ -531,6 +533,7 @@ GAD02PC = Codelist(
     "C172334",
     (Term("GAD02TS", "C172451", "GAD02-Total Score - Analysis"),),
     extensible=False,
+    publishing_set="ADaM",
 )
 GAD02PN = Codelist(
     "GAD02PN",
@@ -538,6 +541,7 @@ GAD02PN = Codelist(
     "C172335",
     (Term("GAD02-Total Score - Analysis", "C172451"),),
     extensible=False,
+    publishing_set="ADaM",
 )
 
 

@@ -294,3 +294,65 @@ def test_the_cli_refuses_an_export_without_the_right(exported: Exported, tmp_pat
     assert result.exit_code == 1
     assert "Error:" in result.output
     assert not (tmp_path / "x" / "sdtm").exists()
+
+
+def _export(exported: Exported, out: Path) -> ExportResult:
+    with Session(exported.engine) as session:
+        audit.set_actor(session, accounts.actor_for(exported.people["stat"], "cli"))
+        try:
+            return export_submission(CODE, out, session=session, by=exported.people["stat"])
+        finally:
+            session.rollback()
+
+
+def test_a_failure_in_either_package_writes_nothing(
+    exported: Exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both packages are staged and moved into place together: when the second cannot be
+    written, the folder keeps exactly what it held before."""
+    from reports.submission import xpt as xpt_module
+
+    out = tmp_path / "bundle"
+    first = _export(exported, out)
+    before = {f: (out / f.path).read_bytes() for f in first.files}
+    real = xpt_module.write_package
+
+    def failing(package: Any, folder: Path, **kwargs: Any) -> Any:
+        if package.folder == "adam":
+            raise OSError("disk full")
+        return real(package, folder, **kwargs)
+
+    monkeypatch.setattr(xpt_module, "write_package", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _export(exported, out)
+    assert {f: (out / f.path).read_bytes() for f in first.files} == before
+    assert sorted(p.name for p in out.iterdir()) == ["adam", "sdtm"]  # no staging folder left
+
+
+def test_a_folder_the_export_did_not_write_is_never_replaced(exported: Exported, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    (out / "sdtm").mkdir(parents=True)
+    (out / "sdtm" / "notes.txt").write_text("the sponsor's own file")
+    with pytest.raises(Conflict, match="is not a package written by `trials export`"):
+        _export(exported, out)
+    assert (out / "sdtm" / "notes.txt").read_text() == "the sponsor's own file"
+    assert not (out / "adam").exists()
+
+
+def test_the_datasets_never_join_a_bundle_of_other_data(exported: Exported, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    out.mkdir()
+    manifest = {
+        "schema": "trials.evidence-bundle",
+        "trial": CODE,
+        "files": [],
+        "data_snapshot_sha256": "0" * 64,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Conflict, match="another data snapshot"):
+        _export(exported, out)
+    manifest["report"] = {"variant": "blinded"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(Conflict, match="blinded progress report"):
+        _export(exported, out)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]

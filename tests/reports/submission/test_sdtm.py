@@ -552,15 +552,18 @@ def test_a_long_reason_continues_in_suppds_by_the_sdtmig_rule(package: Any) -> N
     assert list(continued["QNAM"]) == ["DSTERM1"]
     assert len(ds.DSTERM) <= 200
     assert ds.DSTERM + "".join(continued["QVAL"]) == LONG_REASON  # nothing lost, nothing added
-    assert ds.DSTERM.endswith(" ")  # cut between words
+    assert not ds.DSTERM.endswith(" ")  # a trailing blank would not survive the transport file
+    assert continued["QVAL"].iloc[0].startswith(" ")  # cut between words, before the blank
 
 
 def test_split_text_keeps_every_character() -> None:
-    text = "word " * 100
+    text = ("word " * 100).strip()
     parts = split_text(text)
     assert "".join(parts) == text
     assert all(len(p) <= 200 for p in parts)
+    assert not any(p.endswith(" ") for p in parts)
     assert split_text("x" * 450) == ["x" * 200, "x" * 200, "x" * 50]
+    assert split_text("a" * 199 + "  b" + "c" * 10) == ["a" * 199, "  b" + "c" * 10]
     assert split_text("short") == ["short"]
 
 
@@ -780,7 +783,7 @@ def test_an_unknown_visit_or_site_is_refused() -> None:
 
 def test_a_title_over_200_characters_continues_in_tsval1() -> None:
     source = records()
-    title = "A randomised trial of an app " * 10  # 290 characters
+    title = ("A randomised trial of an app " * 10).strip()  # 289 characters
     trial = source.document.trial.model_copy(update={"title": title})
     package = build_sdtm(
         SdtmSource(
@@ -798,3 +801,31 @@ def test_a_title_over_200_characters_continues_in_tsval1() -> None:
     assert len(row.TSVAL) <= 200
     assert title == row.TSVAL + row.TSVAL1
     assert plain(rows(package.frames["TS"], TSPARMCD="SPONSOR").iloc[0].TSVAL1) is None
+
+
+def test_split_text_survives_the_transport_file(package: Any, tmp_path: Any) -> None:
+    """The long reason and a long title, written and read back: the parts joined are the text."""
+    from reports.submission.xpt import read_xpt, write_package
+
+    source = records()
+    title = ("A randomised trial of an app " * 10).strip()
+    trial = source.document.trial.model_copy(update={"title": title})
+    long_title = build_sdtm(
+        SdtmSource(
+            STUDY,
+            source.document.model_copy(update={"trial": trial}),
+            source.raw,
+            source.disposition,
+            source.sites,
+            CUTOFF,
+        )
+    )
+    write_package(long_title, tmp_path / "sdtm")
+    ts, _info = read_xpt(tmp_path / "sdtm" / "ts.xpt")
+    row = ts[ts["TSPARMCD"] == "TITLE"].iloc[0]
+    assert row["TSVAL"] + row["TSVAL1"] == title
+    ds, _info = read_xpt(tmp_path / "sdtm" / "ds.xpt")
+    supp, _info = read_xpt(tmp_path / "sdtm" / "suppds.xpt")
+    first = ds[(ds["USUBJID"] == "MOOD-CBT-01-LDS-0001") & (ds["DSDECOD"] == "WITHDRAWAL BY SUBJECT")].iloc[0]
+    rest = supp[(supp["IDVARVAL"] == str(int(first["DSSEQ"]))) & supp["QNAM"].str.startswith("DSTERM")]
+    assert first["DSTERM"] + "".join(rest.sort_values("QNAM")["QVAL"]) == LONG_REASON
