@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.datasets import LEFT_TRIAL, PARAMCD
 from protocols.document import ProtocolDocument
 from reports.submission import terminology as ct
-from reports.submission.metadata import Comment, Dataset, Method, Package, Variable
+from reports.submission.metadata import Comment, Dataset, Method, Package, Variable, sponsor_codelist, usubjid
 from reports.submission.terminology import Codelist, Term
 from trials.core.errors import InvalidInput
 from trials.events.terms import SDTM
@@ -159,6 +159,13 @@ M = {
         "Computation",
         "The arm's position in the protocol's list of arms (1 = first).",
     ),
+    "stratum": Method(
+        "MT.STRAT1R",
+        "Baseline severity stratum",
+        "Computation",
+        "The baseline-severity level within the stratum the subject was randomized in (STRATAR), "
+        "as recorded at randomization; never recomputed from later scores.",
+    ),
     "aseq": Method(
         "MT.ASEQ",
         "Analysis sequence number",
@@ -203,20 +210,15 @@ def _var(
     )
 
 
-def _sponsor(name: str, label: str, values: list[tuple[str, str | None]]) -> Codelist:
-    """A sponsor-defined codelist (no NCI codes) of the values used, in the given order."""
-    return Codelist(name, label, None, tuple(Term(v, None, d) for v, d in values), extensible=False)
-
-
 def _dtype_codelist() -> Codelist:
     """CDISC's DTYPE codelist (extensible) with the one value we use, PRORATED, which is not a
-    CDISC term: marked as an extended value (no NCI code)."""
-    base = ct.CODELISTS.get("DTYPE")
-    if base is None:
-        return _sponsor("DTYPE", "Derivation Type", [("PRORATED", "Prorated total")])
+    CDISC term: an extended value (no NCI code)."""
+    base = ct.DTYPE
     known = {t.value: t for t in base.terms}
     term = known.get("PRORATED", Term("PRORATED", None, "Prorated total"))
-    return Codelist(base.name, base.label, base.nci_code, (term,), extensible=base.extensible)
+    return Codelist(
+        base.name, base.label, base.nci_code, (term,), extensible=base.extensible, publishing_set="ADaM"
+    )
 
 
 def _int(values: Any) -> "pd.Series[Any]":
@@ -264,8 +266,8 @@ def build_adam(
     arms = {arm.code: (n + 1, arm) for n, arm in enumerate(document.arms)}
     visits = {v.code: v for v in document.visits}
 
-    def usubjid(subject: Any) -> str:
-        return f"{study_id}-{subject}"
+    def subject_id(subject: Any) -> str:
+        return usubjid(study_id, str(subject))
 
     def trt(codes: Any) -> list[str | None]:
         return [arms[c][1].name if c in arms else None for c in codes]
@@ -284,7 +286,7 @@ def build_adam(
     # -- ADSL -----------------------------------------------------------------------------------
     src = frames.adsl.reset_index(drop=True)
     dm_by = dm.set_index("USUBJID")
-    ids = [usubjid(s) for s in src["subject"]]
+    ids = [subject_id(s) for s in src["subject"]]
     missing_dm = [u for u in ids if u not in dm_by.index]
     if missing_dm:
         raise InvalidInput(f"ADSL: USUBJID {missing_dm[0]} is not in SDTM DM (rule: every subject is in DM)")
@@ -345,7 +347,7 @@ def build_adam(
 
     # -- ADQS -----------------------------------------------------------------------------------
     q = frames.adqs.reset_index(drop=True)
-    q_ids = [usubjid(s) for s in q["subject"]]
+    q_ids = [subject_id(s) for s in q["subject"]]
     adsl_by = adsl.set_index("USUBJID")
     response = spec.response_reduction_percent
     crit1 = {p: f"{_instrument(p)} reduction from baseline >= {response:g}%" for p in PARAM}
@@ -396,7 +398,7 @@ def build_adam(
 
     # -- ADTTE ----------------------------------------------------------------------------------
     t = frames.adtte.reset_index(drop=True)
-    t_ids = [usubjid(s) for s in t["subject"]]
+    t_ids = [subject_id(s) for s in t["subject"]]
     adtte = pd.DataFrame(
         {
             "STUDYID": study_id,
@@ -443,7 +445,7 @@ def build_adam(
         study_id=study_id,
         study_name=study_id,
         study_description=study_name,
-        protocol_name=document.trial.registry_id or study_id,
+        protocol_name=study_id,
         datasets=datasets,
         frames=frames_out,
         codelists=codelists,
@@ -472,25 +474,29 @@ def _codelists(
         ct.SEX,
         ct.AGEU,
         _dtype_codelist(),
-        _sponsor("ARMCD", "Planned Arm Code", [(a.code, a.name) for a in document.arms]),
-        _sponsor("ARM", "Description of Planned Arm", [(a.name, None) for a in document.arms]),
-        _sponsor("TRT", "Treatment", [(a.name, None) for a in document.arms]),
-        _sponsor("TRTN", "Treatment (N)", [(str(n + 1), a.name) for n, a in enumerate(document.arms)]),
-        _sponsor("PARAMCD_QS", "ADQS Parameter Code", [(p, PARAM[p]) for p in used_params]),
-        _sponsor("PARAM_QS", "ADQS Parameter", [(PARAM[p], None) for p in used_params]),
-        _sponsor("PARAMCD_TTE", "ADTTE Parameter Code", [(p, TTE_PARAM[p]) for p in used_tte]),
-        _sponsor("PARAM_TTE", "ADTTE Parameter", [(TTE_PARAM[p], None) for p in used_tte]),
-        _sponsor(
+        sponsor_codelist("ARMCD", "Planned Arm Code", [(a.code, a.name) for a in document.arms]),
+        sponsor_codelist("ARM", "Description of Planned Arm", [(a.name, None) for a in document.arms]),
+        sponsor_codelist("TRT", "Treatment", [(a.name, None) for a in document.arms]),
+        sponsor_codelist(
+            "TRTN", "Treatment (N)", [(str(n + 1), a.name) for n, a in enumerate(document.arms)]
+        ),
+        sponsor_codelist("PARAMCD_QS", "ADQS Parameter Code", [(p, PARAM[p]) for p in used_params]),
+        sponsor_codelist("PARAM_QS", "ADQS Parameter", [(PARAM[p], None) for p in used_params]),
+        sponsor_codelist("PARAMCD_TTE", "ADTTE Parameter Code", [(p, TTE_PARAM[p]) for p in used_tte]),
+        sponsor_codelist("PARAM_TTE", "ADTTE Parameter", [(TTE_PARAM[p], None) for p in used_tte]),
+        sponsor_codelist(
             "AVISIT",
             "Analysis Visit",
             [(v.name, None) for v in sorted(document.visits, key=lambda v: v.day)],
         ),
-        _sponsor(
+        sponsor_codelist(
             "EOSSTT", "End of Study Status", [("COMPLETED", None), ("DISCONTINUED", None), ("ONGOING", None)]
         ),
-        _sponsor("CNSR", "Censoring", [("0", "Event"), ("1", "Censored")]),
-        _sponsor("CRIT1", "Response Criterion", [(crit1[p], None) for p in used_params]),
-        _sponsor("CRIT2", "Remission Criterion", [(crit2[p], None) for p in used_params if p in crit2]),
+        sponsor_codelist("CNSR", "Censoring", [("0", "Event"), ("1", "Censored")]),
+        sponsor_codelist("CRIT1", "Response Criterion", [(crit1[p], None) for p in used_params]),
+        sponsor_codelist(
+            "CRIT2", "Remission Criterion", [(crit2[p], None) for p in used_params if p in crit2]
+        ),
     ]
     ncomplt = ct.CODELISTS.get("NCOMPLT")
     reasons = sorted({r for r in frames["ADSL"]["DCSREAS"] if isinstance(r, str)})
@@ -506,7 +512,7 @@ def _codelists(
             )
         )
     else:
-        lists.append(_sponsor("DCSREAS", "Reason for Discontinuation", [(r, None) for r in reasons]))
+        lists.append(sponsor_codelist("DCSREAS", "Reason for Discontinuation", [(r, None) for r in reasons]))
     return {c.name: c for c in lists}
 
 
@@ -613,7 +619,7 @@ def _metadata(
             codelist="NY",
         ),
         _var("STRATAR", "Strata Used for Randomization", "text", predecessor="SUPPDM.QVAL"),
-        _var("STRAT1R", "Baseline Severity Stratum (Randomized)", "text", predecessor="SUPPDM.QVAL"),
+        _var("STRAT1R", "Baseline Severity Stratum (Randomized)", "text", method=M["stratum"].oid),
         _var("SCRPHQ9", "Screening PHQ-9 Total Score", "integer", predecessor="QS.QSSTRESN"),
         _var("BPHQ9", "Baseline PHQ-9 Total Score", "integer", predecessor="ADQS.BASE"),
         _var("BGAD7", "Baseline GAD-7 Total Score", "integer", predecessor="ADQS.BASE"),
@@ -748,6 +754,7 @@ def _metadata(
             "One record per subject and parameter",
             ("STUDYID", "USUBJID", "PARAMCD"),
             adtte_vars,
+            subclass="TIME-TO-EVENT",
         ),
     }
 

@@ -18,11 +18,11 @@ Frame conventions (what a builder puts in a column, by the variable's ``data_typ
   ``integer`` with that display format.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from reports.submission.terminology import Codelist
+from reports.submission.terminology import Codelist, Term
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +36,21 @@ Core = Literal["Req", "Exp", "Perm", "Cond"]
 TRANSPORT_NAME_MAX = 8
 TRANSPORT_LABEL_MAX = 40
 TRANSPORT_TEXT_MAX = 200
+
+
+def usubjid(study_id: str, label: str) -> str:
+    """USUBJID of a participant in every dataset: STUDYID, a hyphen, the participant label."""
+    return f"{study_id}-{label}"
+
+
+def sponsor_codelist(name: str, label: str, values: Iterable[str | tuple[str, str | None]]) -> Codelist:
+    """A sponsor-defined codelist (no NCI code, closed) of `values` (a value, or a value and
+    its decode), in the order given, each once."""
+    terms: dict[str, Term] = {}
+    for value in values:
+        code, decode = (value, None) if isinstance(value, str) else value
+        terms.setdefault(code, Term(code, None, decode))
+    return Codelist(name, f"{label} (sponsor-defined)", None, tuple(terms.values()), False)
 
 
 @dataclass(frozen=True)

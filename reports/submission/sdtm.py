@@ -47,6 +47,8 @@ from reports.submission.metadata import (
     Package,
     ValueLevel,
     Variable,
+    sponsor_codelist,
+    usubjid,
 )
 from reports.submission.terminology import Codelist, Term
 from trials.analyses.datasets import RawData
@@ -131,6 +133,7 @@ TS_PARAMETERS: Mapping[str, str] = {
     "TBLIND": "Trial Blinding Schema",
     "TPHASE": "Trial Phase Classification",
     "NARMS": "Planned Number of Arms",
+    "ACTSUB": "Actual Number of Subjects",
     "TRT": "Investigational Therapy or Treatment",
     "AGEMIN": "Planned Minimum Age of Subjects",
     "AGEMAX": "Planned Maximum Age of Subjects",
@@ -146,6 +149,9 @@ TPHASE_OF: Mapping[str, str] = {
     "phase_3": "PHASE III TRIAL",
 }
 CDISC_CT = "CDISC CT"
+# TS parameters that may have no value, and the ISO 21090 null flavor then given in TSVALNF:
+# no upper age limit is positive infinity.
+TS_NULL_FLAVOR: Mapping[str, str] = {"AGEMAX": "PINF"}
 
 # -- methods and comments -----------------------------------------------------------------------
 
@@ -335,12 +341,13 @@ COMMENTS: dict[str, Comment] = {
         ),
         Comment(
             "COM.TS.TSVCDVER",
-            "The controlled terminology version is declared in the Define-XML; not repeated per parameter.",
+            "The version of CDISC CT the coded value (TSVALCD) comes from.",
         ),
         Comment(
             "COM.TS.TSPARM",
-            "TSPARM names not yet confirmed in the project's terminology module (no NCI code) are "
-            "the SDTM CT names; confirm before submission.",
+            "TSPARM carries the NCI code of its TSPARMCD term (the two codelists pair their terms "
+            "by concept code). Names not read in the terminology module's source are the SDTM CT "
+            "names as the project records them; confirm them against the CT before submission.",
         ),
     )
 }
@@ -577,7 +584,7 @@ class _Context:
         self.last_record = self._last_records()
 
     def usubjid(self, subject: str) -> str:
-        return f"{self.study_id}-{subject}"
+        return usubjid(self.study_id, subject)
 
     def known(self, subject: str, where: str) -> str:
         if subject not in self.screened:
@@ -1805,14 +1812,14 @@ TS = Dataset(
             comment="COM.TS.TSPARM",
         ),
         _v("TSVAL", "Parameter Value", "text", "Protocol", "Exp", "Result Qualifier"),
-        _v("TSVALNF", "Parameter Null Flavor", "text", "Not Available", "Perm", "Result Qualifier"),
+        _v("TSVALNF", "Parameter Null Flavor", "text", "Assigned", "Perm", "Result Qualifier"),
         _v("TSVALCD", "Parameter Value Code", "text", "Assigned", "Exp", "Result Qualifier"),
         _v("TSVCDREF", "Name of the Reference Terminology", "text", "Assigned", "Exp", "Result Qualifier"),
         _v(
             "TSVCDVER",
             "Version of the Reference Terminology",
             "text",
-            "Not Available",
+            "Assigned",
             "Exp",
             "Result Qualifier",
             comment="COM.TS.TSVCDVER",
@@ -1829,10 +1836,11 @@ def _blinding(doc: ProtocolDocument) -> str:
     return _term(ct.TBLIND, value).value
 
 
-def _ts_rows(ctx: _Context) -> list[tuple[str, str, Codelist | None]]:
-    """(TSPARMCD, TSVAL, codelist of the value) in the document's order."""
+def _ts_rows(ctx: _Context) -> list[tuple[str, str | None, Codelist | None]]:
+    """(TSPARMCD, TSVAL, codelist of the value) in the document's order; a None value has the
+    null flavor of `TS_NULL_FLAVOR`."""
     doc = ctx.doc
-    out: list[tuple[str, str, Codelist | None]] = [
+    out: list[tuple[str, str | None, Codelist | None]] = [
         ("TITLE", doc.trial.title, None),
         ("SPONSOR", doc.sponsor.name, None),
         ("REGID", doc.trial.registry_id, None),
@@ -1840,6 +1848,7 @@ def _ts_rows(ctx: _Context) -> list[tuple[str, str, Codelist | None]]:
     ]
     if doc.design.allocation == "parallel_group":
         out.append(("INTMODEL", _term(ct.INTMODEL, "PARALLEL").value, ct.INTMODEL))
+    # Every protocol of the platform randomizes (the document requires a randomization section).
     out.append(("RANDOM", YES_NO[True], ct.NY))
     out.append(("TBLIND", _blinding(doc), ct.TBLIND))
     if doc.design.phase is not None:
@@ -1850,10 +1859,12 @@ def _ts_rows(ctx: _Context) -> list[tuple[str, str, Codelist | None]]:
             )
         out.append(("TPHASE", _term(ct.TPHASE, TPHASE_OF[doc.design.phase]).value, ct.TPHASE))
     out.append(("NARMS", str(len(doc.arms)), None))
+    out.append(("ACTSUB", str(len(ctx.rand)), None))
     out += [("TRT", str(a.app_name), None) for a in doc.arms if a.kind == "digital" and a.app_name]
     out.append(("AGEMIN", f"P{doc.eligibility.age.min}Y", None))
-    if doc.eligibility.age.max is not None:
-        out.append(("AGEMAX", f"P{doc.eligibility.age.max}Y", None))
+    out.append(
+        ("AGEMAX", f"P{doc.eligibility.age.max}Y" if doc.eligibility.age.max is not None else None, None)
+    )
     consents = [
         d
         for d in (_date(v, "raw.screening.consent_date") for v in ctx.screening["consent_date"])
@@ -1873,9 +1884,11 @@ def _ts(ctx: _Context) -> tuple[list[dict[str, Any]], int]:
     for parmcd, value, codelist in _ts_rows(ctx):
         _term(ct.TSPARMCD, parmcd)
         counters[parmcd] = counters.get(parmcd, 0) + 1
-        term = _term(codelist, value) if codelist is not None else None
+        term = _term(codelist, value) if codelist is not None and value is not None else None
         coded = term is not None and term.nci_code is not None
-        parts = split_text(value) if _ascii(value) else [value]
+        parts: list[str | None] = [None]
+        if value is not None:
+            parts = list(split_text(value)) if _ascii(value) else [value]
         row: dict[str, Any] = {
             "STUDYID": ctx.study_id,
             "DOMAIN": "TS",
@@ -1883,8 +1896,10 @@ def _ts(ctx: _Context) -> tuple[list[dict[str, Any]], int]:
             "TSPARMCD": parmcd,
             "TSPARM": TS_PARAMETERS[parmcd],
             "TSVAL": parts[0],
+            "TSVALNF": TS_NULL_FLAVOR[parmcd] if value is None else None,
             "TSVALCD": term.nci_code if coded and term else None,
             "TSVCDREF": CDISC_CT if coded else None,
+            "TSVCDVER": ct.SDTM_CT_VERSION if coded else None,
         }
         # SDTMIG TS assumption: a value over 200 characters continues in TSVAL1, TSVAL2, ...
         for n, part in enumerate(parts[1:], start=1):
@@ -1923,7 +1938,9 @@ def _tsparm_codelist(rows: Sequence[Mapping[str, Any]]) -> tuple[Codelist, Codel
         known = next((t for t in ct.TSPARM.terms if t.value == name), None)
         code = _term(ct.TSPARMCD, parmcd)
         codes.append(Term(parmcd, code.nci_code or (known.nci_code if known else None), name))
-        names.append(Term(name, known.nci_code if known else None))
+        # TSPARMCD and TSPARM terms of one parameter share their NCI concept code (every TSPARM
+        # name read in the terminology's source has its TSPARMCD term's code).
+        names.append(Term(name, known.nci_code if known else code.nci_code))
     return (
         Codelist(
             ct.TSPARMCD.name, ct.TSPARMCD.label, ct.TSPARMCD.nci_code, tuple(codes), ct.TSPARMCD.extensible
@@ -2016,12 +2033,6 @@ def _supp_frames(
 # -- codelists -----------------------------------------------------------------------------------
 
 
-def _sponsor(name: str, label: str, values: Iterable[str]) -> Codelist:
-    return Codelist(
-        name, f"{label} (sponsor-defined)", None, tuple(Term(v, None) for v in dict.fromkeys(values)), False
-    )
-
-
 def _codelists(
     ctx: _Context,
     datasets: Mapping[str, Dataset],
@@ -2037,10 +2048,12 @@ def _codelists(
         tuple(Term(a.code, None, a.name) for a in arms),
         False,
     )
-    available["ARM"] = _sponsor("ARM", "Description of Planned Arm", (a.name for a in arms))
-    available["AEREL"] = _sponsor("AEREL", "Causality to the app", SDTM["AEREL"].values())
-    available["AEACNDEV"] = _sponsor("AEACNDEV", "Action taken with the app", SDTM["AEACNDEV"].values())
-    available[DSDECOD_OTHER] = _sponsor(
+    available["ARM"] = sponsor_codelist("ARM", "Description of Planned Arm", (a.name for a in arms))
+    available["AEREL"] = sponsor_codelist("AEREL", "Causality to the app", SDTM["AEREL"].values())
+    available["AEACNDEV"] = sponsor_codelist(
+        "AEACNDEV", "Action taken with the app", SDTM["AEACNDEV"].values()
+    )
+    available[DSDECOD_OTHER] = sponsor_codelist(
         DSDECOD_OTHER,
         "Intercurrent events of a digital therapy",
         (SDTM["DSDECOD"][k] for k in INTERCURRENT_KINDS),
@@ -2230,7 +2243,7 @@ def build_sdtm(source: SdtmSource, *, progress: Progress | None = None) -> Packa
         standard="SDTMIG",
         version=SDTMIG_VERSION,
         study_id=ctx.study_id,
-        study_name=trial.short_title or trial.code,
+        study_name=trial.code,  # StudyName is STUDYID in both packages
         study_description=trial.title,
         protocol_name=trial.code,
         datasets=datasets,

@@ -677,6 +677,7 @@ def test_ts_from_the_protocol(package: Any) -> None:
         "TBLIND": "SINGLE BLIND",  # only the outcome assessor of participant/investigator/assessor
         "TPHASE": "NOT APPLICABLE",
         "NARMS": "3",
+        "ACTSUB": "3",  # randomized
         "TRT": "MoodStep",
         "AGEMIN": "P18Y",
         "AGEMAX": "P65Y",
@@ -686,6 +687,12 @@ def test_ts_from_the_protocol(package: Any) -> None:
     }
     random = rows(ts, TSPARMCD="RANDOM").iloc[0]
     assert (random.TSPARM, random.TSVALCD, random.TSVCDREF) == ("Trial is Randomized", "C49488", "CDISC CT")
+    assert random.TSVCDVER == "2021-06-25"
+    # TSPARM terms carry their TSPARMCD term's concept code; none is an "extended" value.
+    names = {t.value: t.nci_code for t in package.codelists["TSPARM"].terms}
+    codes = {t.decode: t.nci_code for t in package.codelists["TSPARMCD"].terms}
+    assert names == codes
+    assert all(names.values())
     title = rows(ts, TSPARMCD="TITLE").iloc[0]
     assert (title.TSPARM, plain(title.TSVALCD), plain(title.TSVCDREF)) == ("Trial Title", None, None)
     assert set(ts["TSSEQ"]) == {1}
@@ -779,6 +786,25 @@ def test_an_unknown_visit_or_site_is_refused() -> None:
         build_sdtm(records(assessments=assessments))
     with pytest.raises(SdtmInputError, match="site BRS is not in the sites"):
         build_sdtm(records(sites=source.sites[source.sites["code"] != "BRS"]))
+
+
+def test_no_upper_age_limit_is_positive_infinity() -> None:
+    source = records()
+    eligibility = source.document.eligibility.model_copy(
+        update={"age": source.document.eligibility.age.model_copy(update={"max": None})}
+    )
+    package = build_sdtm(
+        SdtmSource(
+            STUDY,
+            source.document.model_copy(update={"eligibility": eligibility}),
+            source.raw,
+            source.disposition,
+            source.sites,
+            CUTOFF,
+        )
+    )
+    row = rows(package.frames["TS"], TSPARMCD="AGEMAX").iloc[0]
+    assert (plain(row.TSVAL), row.TSVALNF) == (None, "PINF")
 
 
 def test_a_title_over_200_characters_continues_in_tsval1() -> None:
