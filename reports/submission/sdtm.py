@@ -638,9 +638,11 @@ class _Context:
     def _fatal(self, adverse_events: pd.DataFrame) -> dict[str, date | None]:
         out: dict[str, date | None] = {}
         for row in adverse_events.itertuples(index=False):
-            if row.outcome == "fatal":
+            # A death is an AE with a fatal outcome, or serious because it resulted in death.
+            if row.outcome == "fatal" or bool(row.serious_death):
                 subject = str(row.subject)
-                out[subject] = _date(row.end_date, f"raw.adverse_events.end_date of {subject}")
+                when = _date(row.end_date, f"raw.adverse_events.end_date of {subject}")
+                out[subject] = when if when is not None else out.get(subject)
         return out
 
     def _last_records(self) -> dict[str, date]:

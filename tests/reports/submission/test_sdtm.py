@@ -468,7 +468,13 @@ def test_dm_for_randomized_screen_failed_and_unassigned_participants(package: An
     assert "not collected" in package.comments["COM.DM.SEX"].text
 
 
-def test_a_fatal_adverse_event_flags_death() -> None:
+@pytest.mark.parametrize(
+    ("outcome", "death"),
+    [("fatal", True), ("fatal", False), ("unknown", True)],
+    ids=["both", "outcome", "serious"],
+)
+def test_a_fatal_adverse_event_flags_death(outcome: str, death: bool) -> None:
+    """Death is an AE with a fatal outcome or one serious because it resulted in death."""
     source = records()
     fatal = adverse_event(
         "LDS-0002",
@@ -476,9 +482,9 @@ def test_a_fatal_adverse_event_flags_death() -> None:
         d(30),
         d(30),
         serious=True,
-        serious_death=True,
+        serious_death=death,
         severity="severe",
-        outcome="fatal",
+        outcome=outcome,
     )
     package = build_sdtm(
         records(adverse_events=pd.DataFrame([*source.raw.adverse_events.to_dict("records"), fatal]))
@@ -486,7 +492,11 @@ def test_a_fatal_adverse_event_flags_death() -> None:
     dm = package.frames["DM"].set_index("SUBJID")
     assert (dm.loc["LDS-0002"].DTHFL, dm.loc["LDS-0002"].DTHDTC) == ("Y", "2025-04-09")
     ae = rows(package.frames["AE"], USUBJID="MOOD-CBT-01-LDS-0002").iloc[0]
-    assert (ae.AESER, ae.AESDTH, ae.AEOUT) == ("Y", "Y", "FATAL")
+    assert (ae.AESER, ae.AESDTH, ae.AEOUT) == (
+        "Y",
+        "Y" if death else "N",
+        "FATAL" if outcome == "fatal" else "UNKNOWN",
+    )
 
 
 # -- DS --------------------------------------------------------------------------------------------
