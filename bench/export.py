@@ -50,7 +50,7 @@ def main(sizes: list[int]) -> None:
                         Path(tmp) / "out",
                         session=session,
                         by=principal,
-                        progress=lambda label, _f: steps.append((label, time.perf_counter())),
+                        progress=lambda label, _f, steps=steps: steps.append((label, time.perf_counter())),
                     )
                     total = time.perf_counter() - start
             app.extensions["trials_db"].engine.dispose()

@@ -56,6 +56,23 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
+# Fixtures built once per worker and shared by tests of several files.
+SHARED_FIXTURES = ("report_trial",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist (`--dist loadgroup`, as scripts/test runs it): the tests of
+    one file and database, or of one shared fixture and database, run on one worker, so a
+    session or module fixture is built once, not once per worker."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend", "-") if callspec is not None else "-"
+        names = getattr(item, "fixturenames", ())
+        shared = next((name for name in SHARED_FIXTURES if name in names), None)
+        scope = shared or item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(f"{scope}@{backend}"))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -18,14 +18,27 @@ other tools. Each finding names its rule:
 ``define.variables``  define.xml lists exactly each file's variables, in order, with their labels
 ``required``          a Mandatory variable is present and never empty
 ``ct``                values within the variable's (or value-level) codelist
+``ct.extension``      a CDISC codelist (define.xml Alias = the NCI code of a codelist of
+                      `terminology.CODELISTS`) used as CDISC publishes it: no value outside a
+                      non-extensible one (error); outside an extensible one only when marked
+                      def:ExtendedValue="Yes" in define.xml (warning otherwise)
 ``keys.unique``       define.xml's key variables identify the records
 ``seq.unique``        --SEQ unique within USUBJID (SDTM)
+``dtc.iso8601``       --DTC values are ISO 8601 dates or date-times, complete or partial
+                      (YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]), or empty (SDTM)
+``dy.no_day_0``       study days (--DY, --STDY, --ENDY, VISITDY) are never 0 (SDTM)
 ``usubjid.dm``        every USUBJID is in DM (SDTM) or ADSL (ADaM)
 ``baseline.unique``   at most one ABLFL = "Y" per USUBJID and PARAMCD (and BASETYPE) (ADaM BDS)
-``chg``               CHG = AVAL - BASE wherever all three are present (ADaM BDS)
+``chg``               CHG = AVAL - BASE wherever all three are present, and no CHG where AVAL
+                      or BASE is missing (ADaM BDS)
+
+:func:`check_package_folders` checks ``sdtm/`` and ``adam/`` of a root; when the root holds
+neither it returns no folders at all (callers tell "nothing to check" from "no findings").
 """
 
+import datetime as dt
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +49,15 @@ from lxml import etree
 
 from reports.submission.define import DefineDataset, DefineSummary, read_define
 from reports.submission.metadata import TRANSPORT_LABEL_MAX, TRANSPORT_NAME_MAX, TRANSPORT_TEXT_MAX
+from reports.submission.terminology import CODELISTS, Codelist
 from reports.submission.xpt import FILE_SIZE_MAX, XptInfo, read_xpt
 
 Severity = Literal["error", "warning"]
 CHG_TOLERANCE = 1e-9
 _SHOWN = 5
+# ISO 8601 as SDTM uses it for --DTC: a date, complete or with its right end left out, and a
+# time of day (hours and minutes, optionally seconds) only after a complete date.
+_ISO_DTC = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?)?)?)?")
 
 
 @dataclass(frozen=True)
@@ -462,20 +479,137 @@ def _chg(name: str, frame: pd.DataFrame) -> list[Finding]:
     chg, aval, base = (pd.to_numeric(frame[c], errors="coerce") for c in ("CHG", "AVAL", "BASE"))
     present = chg.notna() & aval.notna() & base.notna()
     wrong = present & ((chg - (aval - base)).abs() > CHG_TOLERANCE)
-    if not wrong.any():
-        return []
-    n = int(wrong.sum())
-    rows = [i + 1 for i in wrong[wrong].index]
-    return [
-        Finding(
-            "error",
-            name,
-            "CHG",
-            "chg",
-            f"{name}: CHG differs from AVAL - BASE in {n} record(s) (rows {_shown(rows)})",
-            n,
-        )
+    orphan = chg.notna() & (aval.isna() | base.isna())
+    out = []
+    for mask, what in (
+        (wrong, "CHG differs from AVAL - BASE"),
+        (orphan, "CHG is present but AVAL or BASE is missing"),
+    ):
+        if mask.any():
+            n = int(mask.sum())
+            rows = [i + 1 for i in mask[mask].index]
+            out.append(
+                Finding(
+                    "error", name, "CHG", "chg", f"{name}: {what} in {n} record(s) (rows {_shown(rows)})", n
+                )
+            )
+    return out
+
+
+def _is_iso_dtc(value: str) -> bool:
+    match = _ISO_DTC.fullmatch(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) if g is not None else None for g in match.groups())
+    try:
+        dt.date(year or 1, month or 1, day or 1)
+        dt.time(hour or 0, minute or 0, second or 0)
+    except ValueError:
+        return False
+    return True
+
+
+def _dtc(name: str, frame: pd.DataFrame) -> list[Finding]:
+    out = []
+    for var in (c for c in frame.columns if str(c).endswith("DTC")):
+        bad = [
+            v
+            for v in frame[var].tolist()
+            if not (v is None or v == "" or (isinstance(v, float) and math.isnan(v)))
+            and not (isinstance(v, str) and _is_iso_dtc(v))
+        ]
+        if bad:
+            out.append(
+                Finding(
+                    "error",
+                    name,
+                    var,
+                    "dtc.iso8601",
+                    f"{name}.{var}: {len(bad)} value(s) not an ISO 8601 date or date-time "
+                    f"(YYYY[-MM[-DD[THH:MM[:SS]]]]): {_shown(sorted({repr(v) for v in bad}))}",
+                    len(bad),
+                )
+            )
+    return out
+
+
+def _study_day(name: str, frame: pd.DataFrame) -> list[Finding]:
+    out = []
+    for var in (c for c in frame.columns if str(c).endswith("DY")):
+        zero = pd.to_numeric(frame[var], errors="coerce") == 0
+        if zero.any():
+            n = int(zero.sum())
+            rows = [i + 1 for i in zero[zero].index]
+            out.append(
+                Finding(
+                    "error",
+                    name,
+                    var,
+                    "dy.no_day_0",
+                    f"{name}.{var} is 0 in {n} record(s) (rows {_shown(rows)}); study days "
+                    "go from -1 to 1 with no day 0",
+                    n,
+                )
+            )
+    return out
+
+
+def _cdisc_codelist(nci_code: str | None) -> Codelist | None:
+    if nci_code is None:
+        return None
+    return next((c for c in CODELISTS.values() if c.nci_code == nci_code), None)
+
+
+def _ct_extension(ds: DefineDataset, file: _File, define: DefineSummary) -> list[Finding]:
+    """Values of a CDISC codelist that are not CDISC terms: an error in a non-extensible
+    codelist, a warning in an extensible one unless define.xml marks them as extended. Codelists
+    whose extensibility is not confirmed (``extensible`` None) are not judged."""
+    frame = file.frame
+    # (variable, where clause (empty for the whole variable), codelist OID) of each codelist use
+    uses: list[tuple[str, tuple[tuple[str, str], ...], str]] = [
+        (v.name, (), v.codelist) for v in ds.variables if v.codelist
     ]
+    uses += [
+        (vl.variable, vl.where, vl.codelist)
+        for vl in define.value_level
+        if vl.dataset == ds.name and vl.codelist
+    ]
+    out = []
+    for var, where, oid in uses:
+        listed = define.codelists.get(oid)
+        cdisc = _cdisc_codelist(listed.nci_code) if listed is not None else None
+        if listed is None or cdisc is None or cdisc.extensible is None or var not in frame.columns:
+            continue
+        if any(name not in frame.columns for name, _ in where):
+            continue
+        mask = pd.Series(True, index=frame.index)
+        for name, value in where:
+            mask &= frame[name].map(lambda v, value=value: _as_text(v) == value)
+        terms = frozenset(t.value for t in cdisc.terms)
+        added = _outside(frame.loc[mask, var], terms)
+        if cdisc.extensible:
+            added = [v for v in added if v not in listed.extended]
+        if not added:
+            continue
+        clause = " where " + " and ".join(f"{n} = {v!r}" for n, v in where) if where else ""
+        values = _shown(sorted(set(added)))
+        if cdisc.extensible:
+            message = (
+                f"{ds.name}.{var}{clause}: {len(added)} value(s) not CDISC terms of the extensible "
+                f'codelist {cdisc.name} ({cdisc.nci_code}) and not marked def:ExtendedValue="Yes" '
+                f"in {oid}: {values}"
+            )
+        else:
+            message = (
+                f"{ds.name}.{var}{clause}: {len(added)} value(s) added to the non-extensible CDISC "
+                f"codelist {cdisc.name} ({cdisc.nci_code}) in {oid}: {values}"
+            )
+        out.append(
+            Finding(
+                "warning" if cdisc.extensible else "error", ds.name, var, "ct.extension", message, len(added)
+            )
+        )
+    return out
 
 
 def check_folder(folder: Path) -> list[Finding]:
@@ -527,6 +661,7 @@ def check_folder(folder: Path) -> list[Finding]:
             if name in files:
                 out += _required(ds, files[name])
                 out += _ct(ds, files[name], define)
+                out += _ct_extension(ds, files[name], define)
                 out += _keys(ds, files[name])
         purposes = {ds.purpose for ds in define.datasets.values()}
         analysis = purposes == {"Analysis"} if purposes else folder.name.lower() == "adam"
@@ -538,15 +673,21 @@ def check_folder(folder: Path) -> list[Finding]:
             out += _chg(name, file.frame)
         else:
             out += _seq(name, file.frame)
+            out += _dtc(name, file.frame)
+            out += _study_day(name, file.frame)
     out += _subjects(files, analysis)
     return out
 
 
 def check_package_folders(root: Path) -> dict[str, list[Finding]]:
-    """Findings of ``root/sdtm`` and ``root/adam``; a missing folder is itself a finding."""
+    """Findings of ``root/sdtm`` and ``root/adam``; a missing folder is itself a finding when the
+    other is there. When root holds neither, the result is empty: there is no package to check
+    (not a package without findings)."""
+    folders = {name: Path(root) / name for name in ("sdtm", "adam")}
+    if not any(folder.is_dir() for folder in folders.values()):
+        return {}
     results = {}
-    for name in ("sdtm", "adam"):
-        folder = Path(root) / name
+    for name, folder in folders.items():
         if folder.is_dir():
             results[name] = check_folder(folder)
         else:

@@ -10,6 +10,11 @@ ends with its ``def:Class`` and the ``def:leaf`` of its transport file.
 OIDs: ``IG.<DS>``, ``IT.<DS>.<VAR>`` (value-level items ``IT.<DS>.<VAR>.<n>``), ``VL.<DS>.<VAR>``,
 ``WC.<DS>.<VAR>.<n>``, ``CL.<codelist>``, ``LF.<DS>``, ``STD.*``; methods and comments keep the
 package's own OIDs.
+
+Define-XML 2.1 specifics written here: ``def:SubClass`` inside ``def:Class`` (ADaM BDS
+subclasses such as TIME-TO-EVENT), ``def:HasNoData="Yes"`` on the ItemGroupDef of a dataset
+without records, and ``def:StandardOID`` on each CDISC codelist (one with an NCI code), pointing
+to the ``def:Standard`` of the CT publishing set it comes from when that CT version is declared.
 """
 
 import datetime as dt
@@ -77,13 +82,27 @@ def _define_type(data_type: DataType, values: Iterable[Any]) -> str:
     return data_type
 
 
+def _text_decimals(value: str) -> int:
+    """Decimal places of a number held as text ("2.50" -> 2); 0 when it is not a number."""
+    text = value.strip()
+    try:
+        float(text)
+    except ValueError:
+        return 0
+    mantissa = text.lower().split("e")[0]
+    return len(mantissa.split(".")[1]) if "." in mantissa else 0
+
+
 def _significant_digits(variable_digits: int | None, values: Iterable[Any]) -> int:
-    """Declared digits, else the most decimal places any value needs (shortest repr)."""
+    """Declared digits, else the most decimal places any value needs (shortest repr; numbers held
+    as text, such as a value-level float of a text variable, as written)."""
     if variable_digits is not None:
         return variable_digits
     places = 0
     for v in values:
-        if isinstance(v, float) and math.isfinite(v):
+        if isinstance(v, str):
+            places = max(places, _text_decimals(v))
+        elif isinstance(v, float) and math.isfinite(v):
             text = repr(v)
             if "e" in text or "E" in text:
                 mantissa, exponent = text.lower().split("e")
@@ -116,6 +135,18 @@ def _length(data_type: DataType, values: Iterable[Any]) -> int | None:
     if data_type in ("integer", "float", "sasdate"):
         return NUMERIC_LENGTH
     return None  # ISO 8601 dates carry no Length
+
+
+def _value_level_length(parent: Variable, data_type: DataType, values: Iterable[Any]) -> int | None:
+    """Length of a value-level item: the bytes its values take in the variable that holds them.
+
+    A number (or anything but an ISO date) held in a text variable, such as an integer QSORRES or
+    QSSTRESC, is text of the longest value's byte length, not the 8 bytes of a numeric variable;
+    in a numeric variable it takes the variable's numeric length."""
+    if parent.data_type == "text" and data_type != "date":
+        texts = [_as_text(v) for v in values]
+        return max([1, *(len(t.encode("utf-8")) for t in texts if t is not None)])
+    return _length(data_type, values)
 
 
 def _origin(parent: etree._Element, origin: str, source: str | None, predecessor: str | None = None) -> None:
@@ -182,7 +213,7 @@ def _standards(mdv: etree._Element, package: Package, ct_versions: Mapping[str, 
             standards,
             _def("Standard"),
             {
-                "OID": f"STD.CT.{publishing_set}.{version}",
+                "OID": _ct_standard_oid(publishing_set, version),
                 "Name": "CDISC/NCI",
                 "Type": "CT",
                 "PublishingSet": publishing_set,
@@ -231,6 +262,7 @@ def _value_lists(
 
 
 def _item_group(mdv: etree._Element, package: Package, ds: Dataset, std_oid: str, purpose: str) -> None:
+    frame = package.frames.get(ds.name)
     attrs: dict[str, str | None] = {
         "OID": f"IG.{ds.name}",
         "Name": ds.name,
@@ -244,6 +276,7 @@ def _item_group(mdv: etree._Element, package: Package, ds: Dataset, std_oid: str
         "Purpose": purpose,
         _def("Structure"): ds.structure,
         _def("StandardOID"): std_oid,
+        _def("HasNoData"): "Yes" if frame is not None and len(frame) == 0 else None,
         _def("CommentOID"): ds.comment,
         _def("ArchiveLocationID"): f"LF.{ds.name}",
     }
@@ -263,7 +296,9 @@ def _item_group(mdv: etree._Element, package: Package, ds: Dataset, std_oid: str
                 "Role": var.role if purpose == "Tabulation" else None,
             },
         )
-    _sub(group, _def("Class"), {"Name": ds.klass})
+    klass = _sub(group, _def("Class"), {"Name": ds.klass})
+    if ds.subclass:
+        _sub(klass, _def("SubClass"), {"Name": ds.subclass})
     href = f"{ds.name.lower()}.xpt"
     leaf = _sub(group, _def("leaf"), {"ID": f"LF.{ds.name}", f"{{{XLINK_NS}}}href": href})
     _sub(leaf, _def("title")).text = href
@@ -280,7 +315,15 @@ def _codelist_type(package: Package, name: str) -> str:
     return "text"
 
 
-def _codelist(mdv: etree._Element, package: Package, codelist: Codelist) -> None:
+def _ct_standard_oid(publishing_set: str, version: str) -> str:
+    return f"STD.CT.{publishing_set}.{version}"
+
+
+def _codelist(
+    mdv: etree._Element, package: Package, codelist: Codelist, ct_versions: Mapping[str, str]
+) -> None:
+    # A CDISC codelist refers to the CT standard of its publishing set, when that is declared.
+    version = ct_versions.get(codelist.publishing_set) if codelist.nci_code else None
     cl = _sub(
         mdv,
         _odm("CodeList"),
@@ -288,6 +331,9 @@ def _codelist(mdv: etree._Element, package: Package, codelist: Codelist) -> None
             "OID": f"CL.{codelist.name}",
             "Name": codelist.label,
             "DataType": _codelist_type(package, codelist.name),
+            _def("StandardOID"): (
+                _ct_standard_oid(codelist.publishing_set, version) if version is not None else None
+            ),
         },
     )
     # CodeListItem needs a Decode; a codelist where some terms have none is listed as
@@ -373,7 +419,8 @@ def define_xml(
             _def("DefineVersion"): DEFINE_VERSION,
         },
     )
-    std_oid = _standards(mdv, package, ct_versions or {})
+    ct_versions = ct_versions or {}
+    std_oid = _standards(mdv, package, ct_versions)
     groups = _value_lists(mdv, package)
     for ds in package.datasets.values():
         _item_group(mdv, package, ds, std_oid, purpose)
@@ -409,7 +456,7 @@ def define_xml(
                 vl.label,
                 vl.data_type,
                 values,
-                length=_length(vl.data_type, values),
+                length=_value_level_length(parent, vl.data_type, values),
                 significant_digits=parent.significant_digits if vl.data_type == "float" else None,
                 codelist=vl.codelist,
                 origin=vl.origin,
@@ -420,7 +467,7 @@ def define_xml(
             )
     codelists, methods, comments = _referenced(package)
     for name in codelists:
-        _codelist(mdv, package, package.codelists[name])
+        _codelist(mdv, package, package.codelists[name], ct_versions)
     for oid in methods:
         method = package.methods[oid]
         node = _sub(mdv, _odm("MethodDef"), {"OID": method.oid, "Name": method.name, "Type": method.type})
@@ -456,6 +503,8 @@ class DefineDataset:
     klass: str | None
     structure: str
     variables: tuple[DefineVariable, ...]
+    subclass: str | None = None  # def:SubClass of def:Class, e.g. "TIME-TO-EVENT"
+    has_no_data: bool = False  # def:HasNoData="Yes": the dataset has no records
 
     @property
     def names(self) -> list[str]:
@@ -479,6 +528,7 @@ class DefineCodelist:
     nci_code: str | None
     term_codes: Mapping[str, str | None]  # CodedValue -> NCI code (None: no Alias)
     extended: tuple[str, ...]  # values marked def:ExtendedValue="Yes"
+    standard_oid: str | None = None  # def:StandardOID (the CT standard of a CDISC codelist)
 
 
 @dataclass(frozen=True)
@@ -558,6 +608,7 @@ def read_define(path: Path) -> DefineSummary:
         variables = tuple(v for v in (variable(r) for r in refs) if v is not None)
         leaf = group.find(f"{_D}leaf")
         klass = group.find(f"{_D}Class")
+        subclass = klass.find(f"{_D}SubClass") if klass is not None else None
         name = group.get("Name") or ""
         datasets[name] = DefineDataset(
             name=name,
@@ -567,6 +618,8 @@ def read_define(path: Path) -> DefineSummary:
             klass=klass.get("Name") if klass is not None else None,
             structure=group.get(_def("Structure")) or "",
             variables=variables,
+            subclass=subclass.get("Name") if subclass is not None else None,
+            has_no_data=group.get(_def("HasNoData")) == "Yes",
         )
     codelists: dict[str, DefineCodelist] = {}
     for cl in mdv.iterfind(f"{_O}CodeList"):
@@ -585,6 +638,7 @@ def read_define(path: Path) -> DefineSummary:
             nci_code=alias.get("Name") if alias is not None else None,
             term_codes=term_codes,
             extended=tuple(t.get("CodedValue") or "" for t in terms if t.get(_def("ExtendedValue")) == "Yes"),
+            standard_oid=cl.get(_def("StandardOID")),
         )
     where_clauses: dict[str, tuple[tuple[str, str], ...]] = {}
     item_names = {oid: el.get("Name") or "" for oid, el in items.items()}

@@ -8,6 +8,7 @@ break as it likes.
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from reports.submission import terminology as ct
 from reports.submission.metadata import Comment, Dataset, Method, Package, ValueLevel, Variable
 from reports.submission.terminology import Codelist, Term
 
-STUDY = {
+STUDY: dict[str, Any] = {
     "study_id": "DTX-001",
     "study_name": "DTX-001",
     "study_description": "Digital therapy for depression, randomized controlled trial",
@@ -44,6 +45,7 @@ DTYPE = Codelist(
     ct.DTYPE.nci_code,
     (*(t for t in ct.DTYPE.terms if t.value == "LOCF"), Term("PRORATED", None)),
     extensible=True,
+    publishing_set=ct.DTYPE.publishing_set,
 )
 # The PHQ-9 test codes and names used here (item 1 and 2), as CDISC spells them.
 PHQ01TC = Codelist(

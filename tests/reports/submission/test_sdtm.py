@@ -492,11 +492,8 @@ def test_a_fatal_adverse_event_flags_death(outcome: str, death: bool) -> None:
     dm = package.frames["DM"].set_index("SUBJID")
     assert (dm.loc["LDS-0002"].DTHFL, dm.loc["LDS-0002"].DTHDTC) == ("Y", "2025-04-09")
     ae = rows(package.frames["AE"], USUBJID="MOOD-CBT-01-LDS-0002").iloc[0]
-    assert (ae.AESER, ae.AESDTH, ae.AEOUT) == (
-        "Y",
-        "Y" if death else "N",
-        "FATAL" if outcome == "fatal" else "UNKNOWN",
-    )
+    expected = ("Y", "Y" if death else "N", "FATAL" if outcome == "fatal" else "UNKNOWN")
+    assert expected == (ae.AESER, ae.AESDTH, ae.AEOUT)
 
 
 # -- DS --------------------------------------------------------------------------------------------
