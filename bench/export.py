@@ -55,10 +55,10 @@ def main(sizes: list[int]) -> None:
                     total = time.perf_counter() - start
             app.extensions["trials_db"].engine.dispose()
             print(f"participants {n:,}: setup through the services {setup:.1f} s; export {total:.1f} s")
-            previous = start
-            for label, at in steps:
-                print(f"  {label:<32} +{at - previous:6.2f} s")
-                previous = at
+            # Each progress step is reported when it starts: its time runs to the next one.
+            marks = [("checking the rights and the locks", start), *steps]
+            for (label, at), (_next, until) in zip(marks, marks[1:], strict=False):
+                print(f"  {label:<34} {until - at:6.2f} s")
             for package in (result.sdtm, result.adam):
                 rows = ", ".join(f"{k} {len(v):,}" for k, v in package.frames.items())
                 print(f"  {package.folder}: {rows}")

@@ -292,7 +292,8 @@ def build_adam(
         raise InvalidInput(f"ADSL: USUBJID {missing_dm[0]} is not in SDTM DM (rule: every subject is in DM)")
 
     def from_dm(column: str) -> list[Any]:
-        return [dm_by.at[u, column] for u in ids]
+        values = dm_by[column].to_dict()
+        return [values[u] for u in ids]
 
     actarm = from_dm("ACTARMCD")
     eos_kind = list(src["eos_status"])
@@ -349,6 +350,12 @@ def build_adam(
     q = frames.adqs.reset_index(drop=True)
     q_ids = [subject_id(s) for s in q["subject"]]
     adsl_by = adsl.set_index("USUBJID")
+
+    def carry(ids: list[str], column: str) -> list[Any]:
+        """ADSL's `column` for each record's subject."""
+        values = adsl_by[column].to_dict()
+        return [values[u] for u in ids]
+
     response = spec.response_reduction_percent
     crit1 = {p: f"{_instrument(p)} reduction from baseline >= {response:g}%" for p in PARAM}
     crit2 = {
@@ -360,11 +367,11 @@ def build_adam(
         {
             "STUDYID": study_id,
             "USUBJID": q_ids,
-            "SITEID": [adsl_by.at[u, "SITEID"] for u in q_ids],
+            "SITEID": carry(q_ids, "SITEID"),
             "TRTP": trt(q["arm"]),
             "TRTPN": trtn(q["arm"]),
-            "TRTA": [adsl_by.at[u, "TRT01A"] for u in q_ids],
-            "TRTAN": _int([adsl_by.at[u, "TRT01AN"] for u in q_ids]),
+            "TRTA": carry(q_ids, "TRT01A"),
+            "TRTAN": _int(carry(q_ids, "TRT01AN")),
             "ASEQ": _int(q.groupby("subject").cumcount() + 1),
             "PARAMCD": list(q["paramcd"]),
             "PARAM": [PARAM[p] for p in q["paramcd"]],
@@ -390,8 +397,8 @@ def build_adam(
                 for p, f in zip(q["paramcd"], q["crit2fl"], strict=True)
             ],
             "CRIT2FL": _text(q["crit2fl"]),
-            "FASFL": [adsl_by.at[u, "FASFL"] for u in q_ids],
-            "PPROTFL": [adsl_by.at[u, "PPROTFL"] for u in q_ids],
+            "FASFL": carry(q_ids, "FASFL"),
+            "PPROTFL": carry(q_ids, "PPROTFL"),
         }
     )
     tick("ADQS")
@@ -403,7 +410,7 @@ def build_adam(
         {
             "STUDYID": study_id,
             "USUBJID": t_ids,
-            "SITEID": [adsl_by.at[u, "SITEID"] for u in t_ids],
+            "SITEID": carry(t_ids, "SITEID"),
             "TRTP": trt(t["arm"]),
             "TRTPN": trtn(t["arm"]),
             "PARAMCD": list(t["paramcd"]),
@@ -415,7 +422,7 @@ def build_adam(
             "CNSR": _int(t["cnsr"]),
             "EVNTDESC": _text(t["evntdesc"]),
             "CNSDTDSC": _text(t["cnsdtdsc"]),
-            "FASFL": [adsl_by.at[u, "FASFL"] for u in t_ids],
+            "FASFL": carry(t_ids, "FASFL"),
         }
     )
     tick("ADTTE")
