@@ -3,12 +3,29 @@
 
 import sys
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from trials.core.cli import acting, as_option, emit, fail, json_option, with_app
+
+
+@contextmanager
+def percent_bar(label: str) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar on stderr fed by a service's `progress(step, fraction)` callback."""
+    with click.progressbar(length=100, label=label, file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(_step: str, fraction: float) -> None:
+            step = int(fraction * 100)
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        yield progress
 
 
 @click.command("report")
@@ -36,15 +53,7 @@ def report(code: str, out_dir: Path, variant: str | None, as_user: str, as_json:
     from trials.core.db import db
     from trials.core.errors import DomainError
 
-    with click.progressbar(length=100, label=f"{variant or 'evidence'} report", file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(_step: str, fraction: float) -> None:
-            step = int(fraction * 100)
-            if step > done[0]:
-                bar.update(step - done[0])
-                done[0] = step
-
+    with percent_bar(f"{variant or 'evidence'} report") as progress:
         try:
             report_id = services.generate_now(
                 code,
@@ -266,17 +275,8 @@ def export(
     from reports import bundle
     from reports.submission.export import export_submission
 
-    with click.progressbar(length=100, label=f"{code} submission datasets", file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(_step: str, fraction: float) -> None:
-            step = int(fraction * 100)
-            if step > done[0]:
-                bar.update(step - done[0])
-                done[0] = step
-
-        with acting(as_user) as (session, principal):
-            result = export_submission(code, out_dir, session=session, by=principal, progress=progress)
+    with percent_bar(f"{code} submission datasets") as progress, acting(as_user) as (session, principal):
+        result = export_submission(code, out_dir, session=session, by=principal, progress=progress)
     manifest = bundle.record_submission(
         out_dir,
         trial_code=code,

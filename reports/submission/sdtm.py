@@ -207,8 +207,13 @@ METHODS: dict[str, Method] = {
             "day of app use (empty, ARMNRS ASSIGNED, NOT TREATED). Arms without an app (waitlist, "
             "usual care) are received as randomized.",
         ),
-        _method("MT.DTHFL", "Death flag", "Y when an adverse event of the participant has outcome FATAL."),
-        _method("MT.DTHDTC", "Death date", "The end date of the adverse event with outcome FATAL."),
+        _method(
+            "MT.DTHFL",
+            "Death flag",
+            "Y when an adverse event of the participant has outcome FATAL or is serious because it "
+            "resulted in death (AESDTH = Y).",
+        ),
+        _method("MT.DTHDTC", "Death date", "The end date of that adverse event."),
         _method(
             "MT.COUNTRY",
             "Country",

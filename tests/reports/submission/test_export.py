@@ -356,3 +356,15 @@ def test_the_datasets_never_join_a_bundle_of_other_data(exported: Exported, tmp_
     with pytest.raises(Conflict, match="blinded progress report"):
         _export(exported, out)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+
+
+def test_the_cli_check_needs_a_package_folder_and_nothing_else(exported: Exported, tmp_path: Path) -> None:
+    empty = run_cli(exported.url, "export", "--check", str(tmp_path))
+    assert empty.exit_code == 1
+    assert "holds neither sdtm/ nor adam/" in empty.output
+    mixed = run_cli(exported.url, "export", CODE, "--check", str(tmp_path))
+    assert mixed.exit_code == 2
+    assert "--check takes a folder and nothing else" in mixed.output
+    missing = run_cli(exported.url, "export", CODE, "--out", str(tmp_path / "x"))
+    assert missing.exit_code == 2
+    assert "--as USERNAME" in missing.output
