@@ -210,6 +210,7 @@ def export_submission(
 
     snapshot = raw.snapshot_sha256()
     _refuse_foreign_content(out_dir, code=trial.code, snapshot=snapshot)
+    step("checking the transport rules", 0.5)
     problems = [p for package in (sdtm, adam) for p in transport_problems(package)]
     if problems:
         raise TransportError(
