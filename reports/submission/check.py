@@ -560,6 +560,9 @@ def _cdisc_codelist(nci_code: str | None) -> Codelist | None:
     return next((c for c in CODELISTS.values() if c.nci_code == nci_code), None)
 
 
+_CONFIRMED_CODES = frozenset(t.nci_code for c in CODELISTS.values() for t in c.terms if t.nci_code)
+
+
 def _ct_extension(ds: DefineDataset, file: _File, define: DefineSummary) -> list[Finding]:
     """Values of a CDISC codelist that are not CDISC terms: an error in a non-extensible
     codelist, a warning in an extensible one unless define.xml marks them as extended. Codelists
@@ -588,7 +591,10 @@ def _ct_extension(ds: DefineDataset, file: _File, define: DefineSummary) -> list
         terms = frozenset(t.value for t in cdisc.terms)
         added = _outside(frame.loc[mask, var], terms)
         if cdisc.extensible:
-            added = [v for v in added if v not in listed.extended]
+            # A value whose Alias is the NCI code of a term the terminology module confirmed is a
+            # CDISC term (e.g. a TSPARM name carrying its TSPARMCD concept code), not an extension.
+            coded = {value for value, code in listed.term_codes.items() if code in _CONFIRMED_CODES}
+            added = [v for v in added if v not in listed.extended and v not in coded]
         if not added:
             continue
         clause = " where " + " and ".join(f"{n} = {v!r}" for n, v in where) if where else ""

@@ -9,7 +9,7 @@ import pytest
 
 from reports.submission.check import Finding, _is_iso_dtc, check_folder, check_package_folders
 from reports.submission.metadata import Package, Variable
-from reports.submission.terminology import Codelist, Term
+from reports.submission.terminology import DTYPE, Codelist, Term
 from reports.submission.xpt import read_xpt, write_package
 
 Factory = Callable[[], Package]
@@ -442,6 +442,22 @@ def test_unmarked_extension_of_an_extensible_cdisc_codelist(written: Path) -> No
     )
     assert "PRORATED" in finding.message
     assert check_folder(written / "sdtm") == []
+
+
+def test_a_cdisc_concept_code_makes_a_value_a_cdisc_term(written: Path) -> None:
+    """A value of an extensible CDISC codelist that carries the NCI code of a confirmed CDISC
+    term (as a TSPARM name carries its TSPARMCD concept code) is not an extension."""
+    from lxml import etree
+
+    define = written / "adam" / "define.xml"
+    tree = etree.parse(str(define))
+    odm, def_ns = "http://www.cdisc.org/ns/odm/v1.3", "http://www.cdisc.org/ns/def/v2.1"
+    (item,) = tree.xpath("//*[@CodedValue='PRORATED']")
+    del item.attrib[f"{{{def_ns}}}ExtendedValue"]
+    confirmed = next(t.nci_code for t in DTYPE.terms if t.nci_code)
+    etree.SubElement(item, f"{{{odm}}}Alias", Context="nci:ExtCodeID", Name=str(confirmed))
+    tree.write(str(define), xml_declaration=True, encoding="UTF-8")
+    assert check_folder(written / "adam") == []
 
 
 def test_closed_codelist_checked_at_value_level(sdtm_package: Factory, tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ def test_the_conformance_check_finds_only_the_missing_meddra_coding(exported: Ex
         if f.severity == "error"
     }
     has_ae = len(exported.result.sdtm.frames["AE"]) > 0
+    warnings = [f for found in exported.result.findings.values() for f in found if f.severity != "error"]
+    assert warnings == []
     assert errors <= {("sdtm", "AE", "AEDECOD", "required")}
     assert bool(errors) == has_ae
     # The same on a second look at the written folders.
