@@ -49,11 +49,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.epro import api as epro_api
     from trials.epro import views as epro_views
     from trials.events import api as events_api
+    from trials.events import views as events_views
     from trials.imports import api as imports_api
     from trials.imports import views as imports_views
     from trials.participants import api as participants_api
     from trials.participants import views as participants_views
     from trials.randomization import api as randomization_api
+    from trials.randomization import views as randomization_views
     from trials.randomization.reads import participant_reads
     from trials.safety import api as safety_api
 
@@ -76,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         epro_views.bp,
         epro_api.bp,
         events_api.bp,
+        events_views.bp,
+        randomization_views.bp,
         engagement_api.bp,
         imports_api.bp,
         reports_views.bp,
@@ -83,10 +87,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ):
         app.register_blueprint(blueprint)
     # The participant pages show what the packages above participants add: randomization
-    # (the arm for unblinded roles only), then the schedule and assessments, then self-report.
+    # (the arm for unblinded roles only; the randomize action), then the schedule and
+    # assessments, then self-report, then adverse events and disposition.
     participants_views.init_app(
         app,
         reads=participant_reads,
-        sections=(assessments_views.participant_section, epro_views.participant_section),
+        sections=(
+            randomization_views.participant_section,
+            assessments_views.participant_section,
+            epro_views.participant_section,
+            events_views.participant_section,
+        ),
     )
     return app
