@@ -6,7 +6,7 @@ validators of their own, so that the rules live in one place.
 """
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from trials.events.terms import (
@@ -21,11 +21,11 @@ from trials.events.terms import (
 )
 
 
-def _choices(values: tuple[str, ...], texts: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    return [(v, (texts or {}).get(v, v.replace("_", " "))) for v in values]
+def _choices(values: tuple[str, ...], texts: dict[str, str] | None = None) -> list[SelectChoice]:
+    return [SelectChoice(v, (texts or {}).get(v, v.replace("_", " "))) for v in values]
 
 
-_PICK = [("", "choose…")]
+_PICK = [SelectChoice("", "choose…")]
 ACTION_TEXT = {
     "none": "none (app use unchanged)",
     "app_use_interrupted": "app use interrupted",
@@ -70,6 +70,6 @@ class DispositionForm(FlaskForm):  # type: ignore[misc]
     reason = TextAreaField("Reason", render_kw={"rows": 3, "maxlength": 2000})
     other_treatment = SelectField(
         "Other treatment (required for a started or changed treatment; optional for a crisis)",
-        choices=[("", "none")] + _choices(OTHER_TREATMENTS),
+        choices=[SelectChoice("", "none"), *_choices(OTHER_TREATMENTS)],
         validate_choice=False,
     )

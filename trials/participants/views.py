@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
 from pydantic import ConfigDict, ValidationError
 from sqlmodel import Session, SQLModel, col, select
-from wtforms import Field
+from wtforms import Field, SelectChoice
 
 from trials.core.accounts.auth import login_required
 from trials.core.accounts.models import Site, Trial
@@ -136,7 +136,7 @@ def validated(model: Any, values: dict[str, Any], what: str) -> Any:
         raise InvalidInput(f"the {what} is not valid", errors=field_errors(exc)) from None
 
 
-def screening_sites(trial: Trial, principal: Principal) -> list[tuple[str, str]]:
+def screening_sites(trial: Trial, principal: Principal) -> list[SelectChoice]:
     """(code, name) of the trial's sites where the principal may screen: those of their
     data-entry grants (every site of the locked protocol for a trial-wide grant)."""
     try:
@@ -152,7 +152,7 @@ def screening_sites(trial: Trial, principal: Principal) -> list[tuple[str, str]]
         for s in rows
         if principal.grant_for(Permission.ENTER_DATA, trial_id=trial.id, site_id=s.id) is not None
     }
-    return [(code, f"{code} · {by_code[code].name}") for code in codes if code in by_code]
+    return [SelectChoice(code, f"{code} · {by_code[code].name}") for code in codes if code in by_code]
 
 
 @bp.route("/<code>/participants", methods=["GET", "POST"])
@@ -200,7 +200,7 @@ def index(code: str) -> Any:
     elif sites:
         form.screened_on.data = today().isoformat()
         if len(sites) == 1:
-            form.site_code.data = sites[0][0]
+            form.site_code.data = sites[0].value
     query = (request.args.get("q") or "").strip()
     filter_status = (request.args.get("status") or "").strip()
     if filter_status and filter_status not in STATUSES:
