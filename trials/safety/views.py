@@ -79,6 +79,10 @@ def index(code: str) -> Any:
     show = (request.args.get("show") or "all").strip()
     if show not in ("all", "open", "overdue"):
         raise InvalidInput.field("show", "known", f"show: {show!r} is not one of all, open, overdue")
+    # One query loads the events' participants, so that each read finds its own in the session.
+    ids = list({e.participant_id for e in events})
+    if ids:
+        db.session.exec(select(Participant).where(col(Participant.id).in_(ids))).all()
     rows = [(e, services.event_read(e, session=db.session, now=now)) for e in events]
     if participant:
         rows = [(e, r) for e, r in rows if r.participant_label.casefold() == participant.casefold()]
