@@ -38,13 +38,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from reports import api as reports_api
     from reports import views as reports_views
     from trials.analyses import api as analyses_api
+    from trials.analyses import views as analyses_views
     from trials.assessments import api as assessments_api
     from trials.assessments import views as assessments_views
     from trials.core import api
     from trials.core.accounts import api as accounts_api
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
+    from trials.dashboard import views as dashboard_views
     from trials.dblock import api as dblock_api
+    from trials.dblock import views as dblock_views
     from trials.engagement import api as engagement_api
     from trials.epro import api as epro_api
     from trials.epro import views as epro_views
@@ -58,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.randomization import views as randomization_views
     from trials.randomization.reads import participant_reads
     from trials.safety import api as safety_api
+    from trials.safety import views as safety_views
 
     for blueprint in (
         accounts_views.bp,
@@ -84,6 +88,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         imports_api.bp,
         reports_views.bp,
         reports_api.bp,
+        safety_views.bp,
+        dblock_views.bp,
+        analyses_views.bp,
+        dashboard_views.bp,
     ):
         app.register_blueprint(blueprint)
     # The participant pages show what the packages above participants add: randomization
@@ -95,6 +103,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sections=(
             randomization_views.participant_section,
             assessments_views.participant_section,
+            safety_views.participant_section,
             epro_views.participant_section,
             events_views.participant_section,
         ),

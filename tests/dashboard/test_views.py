@@ -1,0 +1,170 @@
+"""The trial dashboard: what each role sees, site scoping, arm counts only for those who may see
+the allocation, and the roles refused."""
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from tests.assessments.conftest import ARMS, CODE, make_participant, phq9
+from tests.conftest import set_up_example_trial, sign_in
+from trials.assessments import services as assessments
+from trials.assessments.models import AssessmentCreate
+from trials.core.accounts.permissions import Principal
+
+__all__ = ["make_participant"]
+
+DASHBOARD = f"/trials/{CODE}/dashboard"
+ARM_NAMES = ("MoodStep CBT", "Attention-control app", "Waitlist")
+STAFF = {
+    "sponsor": "sam:sponsor:TRIAL",
+    "lds": "cora:coordinator:TRIAL:LDS",
+    "man": "manny:coordinator:TRIAL:MAN",
+    "clin_lds": "cleo:clinician:TRIAL:LDS",
+    "blinded": "bea:statistician_blinded:TRIAL",
+    "unblinded": "ulf:statistician_unblinded:TRIAL",
+    "monitor": "mona:monitor:TRIAL",
+    "admin": "ada:admin",
+}
+
+
+@pytest.fixture
+def people(session: Session, make_site: Any, make_user: Any) -> dict[str, Principal]:
+    return set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x06" * 32)
+
+
+@pytest.fixture
+def as_user(app: Any) -> Any:
+    def make(username: str) -> Any:
+        client = app.test_client()
+        assert sign_in(client, username).status_code == 302
+        return client
+
+    return make
+
+
+@pytest.fixture
+def trial_data(session: Session, people: dict[str, Principal], make_participant: Any) -> dict[str, str]:
+    """Two LDS participants and one MAN participant randomized 40 days ago, one not randomized;
+    a baseline PHQ-9 with item 9 = 2 for the first (a safety event), and an out-of-window GAD-7
+    (a data query)."""
+    labels = {
+        "lds1": make_participant("LDS"),
+        "lds2": make_participant("LDS"),
+        "man1": make_participant("MAN"),
+        "man_screened": make_participant("MAN", randomize=False),
+    }
+    today = datetime.now(UTC).date()
+    randomized_on = today - timedelta(days=40)
+    for instrument, assessed_on, items in (
+        ("PHQ-9", randomized_on, phq9(1, 1, 1, 1, 1, 1, 1, 1, 2)),
+        ("GAD-7", randomized_on + timedelta(days=20), {str(n): 1 for n in range(1, 8)}),
+    ):
+        data = AssessmentCreate.model_validate(
+            {"instrument": instrument, "assessed_on": assessed_on.isoformat(), "items": items}
+        )
+        assessments.submit(CODE, labels["lds1"], data, session=session, by=people["lds"], today=today)
+    session.flush()
+    return labels
+
+
+def text_of(response: Any) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return html.unescape(response.get_data(as_text=True))
+
+
+def cell(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{re.escape(element_id)}"[^>]*>(.*?)</t[dr]>', page, re.S)
+    assert match, f"no #{element_id} in the page"
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()
+
+
+def no_arm_in(page: str) -> None:
+    page = re.sub(r"<input[^>]*csrf_token[^>]*>", "", page).replace(CODE, "")
+    for arm in (*ARMS, *ARM_NAMES):
+        assert arm not in page, f"arm {arm} shown"
+
+
+def test_the_sponsor_sees_the_whole_trial_without_arm_detail(
+    people: dict[str, Principal], trial_data: dict[str, str], as_user: Any
+) -> None:
+    page = text_of(as_user("sam").get(DASHBOARD))
+    assert cell(page, "randomized") == "3"
+    assert cell(page, "open-safety") == "1"
+    assert cell(page, "open-queries") == "1"
+    assert cell(page, "database-state") == "open"
+    assert cell(page, "blinding-state") == "blinded"
+    assert "<svg" in page
+    assert "enrolment-table" in page
+    for site in ("LDS", "MAN", "BRS"):
+        assert f"<td>{site}</td>" in page
+    # Baseline: 3 randomized x 2 questionnaires expected, the PHQ-9 of lds1 done, the rest missed.
+    baseline = re.search(r'id="visit-BL">(.*?)</tr>', page, re.S)
+    assert baseline is not None
+    assert re.findall(r"<td>(\d+)</td>", baseline.group(1))[:3] == ["6", "1", "0"]
+    assert "17%" in baseline.group(1)
+    assert 'id="overdue"' in page
+    assert f"/trials/{CODE}/participants/{trial_data['lds2']}" in page  # an overdue visit listed
+    assert f'href="/trials/{CODE}/database-lock"' in page
+    assert f'href="/trials/{CODE}/unblinding"' in page
+    assert 'id="arms"' not in page
+    no_arm_in(page)
+
+
+@pytest.mark.parametrize("username", ["bea", "mona", "cora", "cleo"])
+def test_blinded_roles_see_no_arm_code_or_name(
+    people: dict[str, Principal], trial_data: dict[str, str], as_user: Any, username: str
+) -> None:
+    page = text_of(as_user(username).get(DASHBOARD))
+    assert 'id="arms"' not in page
+    no_arm_in(page)
+
+
+def test_the_unblinded_statistician_sees_counts_by_arm(
+    people: dict[str, Principal], trial_data: dict[str, str], as_user: Any
+) -> None:
+    page = text_of(as_user("ulf").get(DASHBOARD))
+    arms = re.search(r'id="arms".*?</section>', page, re.S)
+    assert arms is not None
+    rows = re.findall(r"<td>(\w+) · [^<]+</td><td>(\d+)</td>", arms.group(0))
+    assert sorted(code for code, _n in rows) == sorted(ARMS)
+    assert sum(int(n) for _code, n in rows) == 3
+    assert f'href="/trials/{CODE}/unblinding"' in page
+    assert f'href="/trials/{CODE}/database-lock"' not in page  # the sponsor's act
+
+
+def test_a_coordinator_sees_their_site_only(
+    people: dict[str, Principal], trial_data: dict[str, str], as_user: Any
+) -> None:
+    page = text_of(as_user("manny").get(DASHBOARD))
+    assert cell(page, "randomized") == "1"
+    assert cell(page, "open-safety") == "0"  # the LDS participant's event
+    assert cell(page, "open-queries") == "0"
+    assert "<td>MAN</td>" in page
+    assert "<td>LDS</td>" not in page
+    assert trial_data["lds1"] not in page
+    assert "database-lock" not in page
+    assert "/unblinding" not in page
+
+
+def test_an_empty_trial_renders(people: dict[str, Principal], as_user: Any) -> None:
+    page = text_of(as_user("sam").get(DASHBOARD))
+    assert "No participant enrolled yet" in page
+    assert cell(page, "randomized") == "0"
+
+
+def test_home_links_the_dashboard_for_trial_roles_only(people: dict[str, Principal], as_user: Any) -> None:
+    assert f'href="{DASHBOARD}"' in as_user("cora").get("/").get_data(as_text=True)
+    assert f'href="{DASHBOARD}"' not in as_user("ada").get("/").get_data(as_text=True)
+
+
+def test_an_account_without_a_role_in_the_trial_is_refused(
+    people: dict[str, Principal], make_user: Any, as_user: Any
+) -> None:
+    assert as_user("ada").get(DASHBOARD).status_code == 403
+    make_user("otto")
+    assert as_user("otto").get(DASHBOARD).status_code == 403
+    assert as_user("sam").get("/trials/NO-SUCH-TRIAL/dashboard").status_code == 404

@@ -1,0 +1,1 @@
+"""The trial dashboard: enrolment, randomization, data completeness and safety at a glance."""
