@@ -212,14 +212,21 @@ def set_up_example_trial(
     *,
     live_seed: bytes | None = None,
     slots_per_stratum: int = 12,
+    blinded_roles: list[str] | None = None,
 ) -> dict[str, Principal]:
     """The example protocol registered, its sites created, locked by the sponsor (who must be in
-    `staff`, e.g. {"sponsor": "sam:sponsor"}); live when a seed is given. Returns the principals."""
+    `staff`, e.g. {"sponsor": "sam:sponsor"}); live when a seed is given. Returns the principals.
+    `blinded_roles` replaces the protocol's list of blinded roles."""
     from protocols import services as protocols
     from protocols.document import example_protocol_path
     from trials.randomization import services as randomization
 
-    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
+    text = example_protocol_path().read_bytes()
+    if blinded_roles is not None:
+        original = b"blinded_roles: [outcome_assessor, statistician, data_manager]"
+        assert original in text
+        text = text.replace(original, f"blinded_roles: [{', '.join(blinded_roles)}]".encode())
+    source = protocols.Source(text, "yaml")
     for site in source.parse().document.sites:
         make_site(site.code, site.name, site.country)
     protocols.register(source, session=session, by=services.SYSTEM)

@@ -31,9 +31,19 @@ STAFF = {
 }
 
 
+# The example protocol with the sponsor and the investigators (site staff) blinded as well.
+BLINDED = ["investigator", "outcome_assessor", "statistician", "data_manager", "sponsor"]
+
+
 @pytest.fixture
-def people(session: Session, make_site: Any, make_user: Any) -> dict[str, Principal]:
-    return set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x06" * 32)
+def people(
+    request: pytest.FixtureRequest, session: Session, make_site: Any, make_user: Any
+) -> dict[str, Principal]:
+    """The trial's staff; indirect parametrization with None keeps the example's own blinding."""
+    blinded = getattr(request, "param", BLINDED)
+    return set_up_example_trial(
+        session, make_site, make_user, STAFF, live_seed=b"\x06" * 32, blinded_roles=blinded
+    )
 
 
 @pytest.fixture
@@ -121,6 +131,23 @@ def test_blinded_roles_see_no_arm_code_or_name(
     page = text_of(as_user(username).get(DASHBOARD))
     assert 'id="arms"' not in page
     no_arm_in(page)
+
+
+@pytest.mark.parametrize("people", [None], indirect=True, ids=["example-blinding"])
+def test_arms_show_on_the_dashboard_exactly_where_the_participant_list_shows_them(
+    people: dict[str, Principal], session: Session, make_participant: Any, as_user: Any
+) -> None:
+    """With the example protocol as it is (the sponsor and the site staff not blinded), they see
+    arm counts on the dashboard as they see the arm column of the participant list; the blinded
+    statistician sees neither."""
+    make_participant("LDS")
+    session.flush()
+    for username, visible in (("sam", True), ("cora", True), ("bea", False)):
+        client = as_user(username)
+        board = text_of(client.get(DASHBOARD))
+        listing = text_of(client.get(f"/trials/{CODE}/participants"))
+        assert ('id="arms"' in board) is visible, username
+        assert any(arm in listing.replace(CODE, "") for arm in ARMS) is visible, username
 
 
 def test_the_unblinded_statistician_sees_counts_by_arm(

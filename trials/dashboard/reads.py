@@ -18,7 +18,7 @@ from trials.analyses.unblinding import unblinding_of
 from trials.assessments.models import Assessment, DataQuery
 from trials.assessments.schedule import State, visit_schedule
 from trials.core.accounts.models import Site, Trial
-from trials.core.accounts.permissions import Permission, Principal
+from trials.core.accounts.permissions import Principal
 from trials.dblock.services import current_lock
 from trials.participants.models import Status
 from trials.participants.services import (
@@ -118,10 +118,9 @@ def _months(first: date, last: date) -> list[str]:
 
 
 def arms_visible(by: Principal, trial: Trial, document: ProtocolDocument) -> bool:
-    """Arm detail: the allocation permission in this trial and a role the protocol leaves unblinded."""
-    return by.grant_for(Permission.VIEW_ALLOCATION, trial_id=trial.id) is not None and allocation_visible(
-        by, trial.id, document
-    )
+    """Arm detail: by the same rule as the arm column of the participant list (a role in the
+    trial that the protocol does not blind), so that neither page shows what the other hides."""
+    return allocation_visible(by, trial.id, document)
 
 
 def dashboard(code: str, *, session: Session, by: Principal, today: date, now: datetime) -> Dashboard:

@@ -119,7 +119,12 @@ def show_errors(form: Any, exc: DomainError) -> list[FieldError]:
         name = re.split(r"[.\[]", error.field, maxsplit=1)[0] if error.field else ""
         target = getattr(form, name, None) if name and name != "csrf_token" else None
         if isinstance(target, Field):
-            target.errors = [*target.errors, error.message]
+            # Beside its field the message needs no field name ("age_years: must be ..."); the
+            # error summary above the form keeps it.
+            message = error.message
+            if error.field and message.startswith(f"{error.field}: "):
+                message = message[len(error.field) + 2 :]
+            target.errors = [*target.errors, message]
         else:
             general.append(error)
     return general
