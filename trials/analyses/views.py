@@ -14,7 +14,8 @@ from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
-from trials.core.errors import Conflict, FieldError, InvalidInput
+from trials.core.errors import FieldError
+from trials.core.forms import submit
 from trials.dblock.services import current_lock
 from trials.participants.services import trial_by_code
 
@@ -45,25 +46,15 @@ def unblinding(code: str) -> Any:
     errors: list[FieldError] = []
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                unblinding_service.unblind_trial(
-                    code, reason=form.reason.data, session=db.session, by=principal
-                )
-            except (InvalidInput, Conflict) as exc:
-                status = exc.status
-                for error in exc.errors or [FieldError("", "refused", exc.detail)]:
-                    if error.field == "reason":
-                        form.reason.errors = [*form.reason.errors, error.message]
-                    else:
-                        errors.append(error)
-            else:
-                flash(f"Trial {code} is unblinded: arm-level results are released.", "success")
-                return redirect(url_for("analyses.unblinding", code=code))
-        else:
-            status = 422
-            if "csrf_token" in form.errors:
-                errors.append(FieldError("", "csrf", "the form has expired: reload the page"))
+        done, errors, status = submit(
+            form,
+            lambda: unblinding_service.unblind_trial(
+                code, reason=form.reason.data, session=db.session, by=principal
+            ),
+        )
+        if done:
+            flash(f"Trial {code} is unblinded: arm-level results are released.", "success")
+            return redirect(url_for("analyses.unblinding", code=code))
     return render_template(
         "analyses/unblinding.html",
         trial=trial,

@@ -12,7 +12,8 @@ from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
-from trials.core.errors import Conflict, FieldError, InvalidInput
+from trials.core.errors import FieldError
+from trials.core.forms import submit
 from trials.dblock import services
 from trials.participants.services import trial_by_code
 
@@ -42,23 +43,13 @@ def page(code: str) -> Any:
     errors: list[FieldError] = []
     status = 200
     if request.method == "POST":
-        if form.validate_on_submit():
-            try:
-                services.lock_database(code, reason=form.reason.data, session=db.session, by=principal)
-            except (InvalidInput, Conflict) as exc:
-                status = exc.status
-                for error in exc.errors or [FieldError("", "refused", exc.detail)]:
-                    if error.field == "reason":
-                        form.reason.errors = [*form.reason.errors, error.message]
-                    else:
-                        errors.append(error)
-            else:
-                flash(f"The database of {code} is locked.", "success")
-                return redirect(url_for("dblock.page", code=code))
-        else:
-            status = 422
-            if "csrf_token" in form.errors:
-                errors.append(FieldError("", "csrf", "the form has expired: reload the page"))
+        done, errors, status = submit(
+            form,
+            lambda: services.lock_database(code, reason=form.reason.data, session=db.session, by=principal),
+        )
+        if done:
+            flash(f"The database of {code} is locked.", "success")
+            return redirect(url_for("dblock.page", code=code))
     lock = services.current_lock(trial.id, session=db.session)
     return render_template(
         "dblock/page.html",

@@ -18,13 +18,14 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.db import db
 from trials.core.db import utctoday as today
 from trials.core.errors import Conflict, FieldError, Forbidden, InvalidInput
+from trials.core.forms import EXPIRED, show_errors
 from trials.events import services
 from trials.events.forms import ACTION_TEXT, OUTCOME_TEXT, AdverseEventForm, DispositionForm
 from trials.events.models import AdverseEventCreate, DispositionCreate
 from trials.events.terms import KIND_TEXT
 from trials.participants.models import Participant, Status
 from trials.participants.services import get_participant
-from trials.participants.views import EXPIRED, Section, show_errors, validated
+from trials.participants.views import Section, validated
 
 bp = Blueprint("events", __name__, template_folder="templates", url_prefix="/trials")
 

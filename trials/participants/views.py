@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from flask import Blueprint, Flask, current_app, flash, g, redirect, render_template, request, url_for
 from pydantic import ConfigDict, ValidationError
 from sqlmodel import Session, SQLModel, col, select
-from wtforms import Field, SelectChoice
+from wtforms import SelectChoice
 
 from trials.core.accounts.auth import login_required
 from trials.core.accounts.models import Site, Trial
@@ -25,7 +25,8 @@ from trials.core.accounts.services import authorize
 from trials.core.config import identifier_keys
 from trials.core.db import db
 from trials.core.db import utctoday as today
-from trials.core.errors import Conflict, DomainError, FieldError, Forbidden, InvalidInput, field_errors
+from trials.core.errors import Conflict, FieldError, Forbidden, InvalidInput, field_errors
+from trials.core.forms import EXPIRED, show_errors
 from trials.core.validation import IsoDate
 from trials.participants import identifiers, reads, services
 from trials.participants.forms import EnrolForm, IdentifiersForm, ScreeningForm
@@ -109,28 +110,6 @@ def integer_or_text(value: str | None) -> Any:
     if not text:
         return None
     return int(text) if _INTEGER.fullmatch(text) else text
-
-
-def show_errors(form: Any, exc: DomainError) -> list[FieldError]:
-    """Put each error of `exc` beside its form field (`serious_criteria[0]` beside
-    `serious_criteria`); return those of no field of the form, to show above it."""
-    general = []
-    for error in exc.errors or [FieldError("", "refused", exc.detail)]:
-        name = re.split(r"[.\[]", error.field, maxsplit=1)[0] if error.field else ""
-        target = getattr(form, name, None) if name and name != "csrf_token" else None
-        if isinstance(target, Field):
-            # Beside its field the message needs no field name ("age_years: must be ..."); the
-            # error summary above the form keeps it.
-            message = error.message
-            if error.field and message.startswith(f"{error.field}: "):
-                message = message[len(error.field) + 2 :]
-            target.errors = [*target.errors, message]
-        else:
-            general.append(error)
-    return general
-
-
-EXPIRED = FieldError("csrf_token", "csrf", "the form has expired: reload the page and send it again")
 
 
 def validated(model: Any, values: dict[str, Any], what: str) -> Any:

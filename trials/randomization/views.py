@@ -18,9 +18,10 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
 from trials.core.errors import Conflict, FieldError, InvalidInput
+from trials.core.forms import EXPIRED, show_errors
 from trials.participants.models import Participant, Status
 from trials.participants.services import get_participant
-from trials.participants.views import EXPIRED, Section, show_errors
+from trials.participants.views import Section
 from trials.randomization import reads, services
 from trials.randomization.forms import RandomizeForm
 from trials.randomization.models import AllocationList

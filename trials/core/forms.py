@@ -1,0 +1,45 @@
+"""What every web form does with a service's refusal: each error beside its field, the rest
+above the form, and an expired form said so. Any view may use it."""
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from wtforms import Field
+
+from trials.core.errors import Conflict, DomainError, FieldError, InvalidInput
+
+EXPIRED = FieldError("csrf_token", "csrf", "the form has expired: reload the page and send it again")
+
+
+def show_errors(form: Any, exc: DomainError) -> list[FieldError]:
+    """Put each error of `exc` beside its form field (`serious_criteria[0]` beside
+    `serious_criteria`); return those of no field of the form, to show above it."""
+    general = []
+    for error in exc.errors or [FieldError("", "refused", exc.detail)]:
+        name = re.split(r"[.\[]", error.field, maxsplit=1)[0] if error.field else ""
+        target = getattr(form, name, None) if name and name != "csrf_token" else None
+        if isinstance(target, Field):
+            # Beside its field the message needs no field name ("age_years: must be ..."); the
+            # error summary above the form keeps it.
+            message = error.message
+            if error.field and message.startswith(f"{error.field}: "):
+                message = message[len(error.field) + 2 :]
+            target.errors = [*target.errors, message]
+        else:
+            general.append(error)
+    return general
+
+
+def submit(form: Any, act: Callable[[], object]) -> tuple[bool, list[FieldError], int]:
+    """Validate a posted `form` and, when it is valid, run `act` (the service call).
+
+    Returns (done, errors to show above the form, HTTP status): a refusal (invalid input or a
+    conflict) is shown with the form, its field errors beside their fields."""
+    if not form.validate_on_submit():
+        return False, ([EXPIRED] if "csrf_token" in form.errors else []), 422
+    try:
+        act()
+    except (InvalidInput, Conflict) as exc:
+        return False, show_errors(form, exc), exc.status
+    return True, [], 200
