@@ -47,10 +47,10 @@ from typing import Any, Literal
 import pandas as pd
 from lxml import etree
 
-from reports.submission.define import DefineDataset, DefineSummary, read_define
+from reports.submission.define import DefineDataset, DefineSummary, as_text, read_define
 from reports.submission.metadata import TRANSPORT_LABEL_MAX, TRANSPORT_NAME_MAX, TRANSPORT_TEXT_MAX
 from reports.submission.terminology import CODELISTS, Codelist
-from reports.submission.xpt import FILE_SIZE_MAX, XptInfo, read_xpt
+from reports.submission.xpt import FILE_SIZE_MAX, XptInfo, is_transport_name, read_xpt
 
 Severity = Literal["error", "warning"]
 CHG_TOLERANCE = 1e-9
@@ -86,27 +86,9 @@ def _shown(values: Iterable[Any]) -> str:
     return text + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def _is_name(name: str) -> bool:
-    return (
-        0 < len(name) <= TRANSPORT_NAME_MAX
-        and name.isascii()
-        and name[0].isalpha()
-        and name.isupper()
-        and all(c.isalnum() or c == "_" for c in name)
-    )
-
-
 def _empty(column: pd.Series) -> pd.Series:
     """Missing values as a transport file holds them: blank text, missing numbers."""
     return column.map(lambda v: v is None or v == "" or (isinstance(v, float) and math.isnan(v)))
-
-
-def _as_text(value: Any) -> str | None:
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _transport(file: _File) -> list[Finding]:
@@ -118,7 +100,7 @@ def _transport(file: _File) -> list[Finding]:
 
     if info.version != 5:
         error(None, "transport.version", f"{file.path.name} is SAS XPORT version {info.version}, not 5")
-    if not _is_name(name):
+    if not is_transport_name(name):
         error(
             None,
             "transport.name",
@@ -138,7 +120,7 @@ def _transport(file: _File) -> list[Finding]:
         error(None, "transport.size", f"{file.path.name} is {size} bytes (must be under {FILE_SIZE_MAX})")
     for var in info.variables:
         where = f"{name}.{var}"
-        if not _is_name(var):
+        if not is_transport_name(var):
             error(
                 var,
                 "transport.name",
@@ -324,7 +306,7 @@ def _required(ds: DefineDataset, file: _File) -> list[Finding]:
 
 
 def _outside(column: pd.Series, allowed: frozenset[str]) -> list[str]:
-    return [t for t in (_as_text(v) for v in column.tolist()) if t is not None and t not in allowed]
+    return [t for t in (as_text(v) for v in column.tolist()) if t is not None and t not in allowed]
 
 
 def _ct(ds: DefineDataset, file: _File, define: DefineSummary) -> list[Finding]:
@@ -355,7 +337,7 @@ def _ct(ds: DefineDataset, file: _File, define: DefineSummary) -> list[Finding]:
             continue
         mask = pd.Series(True, index=frame.index)
         for name, value in vl.where:
-            mask &= frame[name].map(lambda v, value=value: _as_text(v) == value)
+            mask &= frame[name].map(lambda v, value=value: as_text(v) == value)
         bad = _outside(frame.loc[mask, vl.variable], allowed)
         if bad:
             where = " and ".join(f"{n} = {v!r}" for n, v in vl.where)
@@ -587,7 +569,7 @@ def _ct_extension(ds: DefineDataset, file: _File, define: DefineSummary) -> list
             continue
         mask = pd.Series(True, index=frame.index)
         for name, value in where:
-            mask &= frame[name].map(lambda v, value=value: _as_text(v) == value)
+            mask &= frame[name].map(lambda v, value=value: as_text(v) == value)
         terms = frozenset(t.value for t in cdisc.terms)
         added = _outside(frame.loc[mask, var], terms)
         if cdisc.extensible:

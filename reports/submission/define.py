@@ -116,13 +116,14 @@ def _significant_digits(variable_digits: int | None, values: Iterable[Any]) -> i
 def _subset(frame: pd.DataFrame, where: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for name, value in where:
-        mask &= frame[name].map(lambda v, value=value: _as_text(v) == value)
+        mask &= frame[name].map(lambda v, value=value: as_text(v) == value)
     return frame[mask]
 
 
-def _as_text(value: Any) -> str | None:
-    """A value as Define-XML writes it (CheckValue, CodedValue): integral numbers without ".0"."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+def as_text(value: Any) -> str | None:
+    """A value as Define-XML writes it (CheckValue, CodedValue): integral numbers without ".0";
+    None for a missing value (None, NA, NaN, or the blank a transport file reads back)."""
+    if value is None or value is pd.NA or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -144,7 +145,7 @@ def _value_level_length(parent: Variable, data_type: DataType, values: Iterable[
     QSSTRESC, is text of the longest value's byte length, not the 8 bytes of a numeric variable;
     in a numeric variable it takes the variable's numeric length."""
     if parent.data_type == "text" and data_type != "date":
-        texts = [_as_text(v) for v in values]
+        texts = [as_text(v) for v in values]
         return max([1, *(len(t.encode("utf-8")) for t in texts if t is not None)])
     return _length(data_type, values)
 

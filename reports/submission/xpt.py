@@ -49,6 +49,14 @@ _INT_MAX = 2**53
 _XPT_RECORD = 80
 
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*\Z")
+
+
+def is_transport_name(name: str) -> bool:
+    """A dataset or variable name SAS transport v5 allows: at most 8 characters, upper case, a
+    letter first, then letters, digits or underscores."""
+    return len(name) <= TRANSPORT_NAME_MAX and _NAME.match(name) is not None
+
+
 # ISO 8601 dates as SDTM --DTC variables hold them: complete or with month/day left out.
 _ISO_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?\Z")
 
