@@ -8,11 +8,12 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 from protocols import services
 from protocols.forms import DocumentForm, LockForm
 from protocols.models import ProtocolVersion
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
 from trials.core.db import db
 from trials.core.errors import Conflict, DomainError, FieldError, InvalidInput
+from trials.core.forms import EXPIRED
 
 bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/protocols")
 
@@ -66,7 +67,7 @@ def _document_page(
                 db.keep_changes_on_error()
             errors, status = _errors(exc), exc.status
     elif request.method == "POST":
-        status = 422
+        errors, status = ([EXPIRED] if "csrf_token" in form.errors else []), 422
     return render_template(
         "protocols/edit.html", form=form, errors=errors, title=title, show_reason=show_reason
     ), status
@@ -74,6 +75,7 @@ def _document_page(
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def register() -> Any:
     def save(source: services.Source, _reason: str) -> Any:
         version = services.register(source, session=db.session, by=g.principal)
@@ -115,6 +117,7 @@ def version(code: str, number: int) -> Any:
 
 @bp.route("/<code>/versions/<int:number>/edit", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def edit(code: str, number: int) -> Any:
     row = services.get_version(code, number, session=db.session, by=g.principal)
     _require_manage(row)
@@ -131,6 +134,7 @@ def edit(code: str, number: int) -> Any:
 
 @bp.route("/<code>/amend", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def amend(code: str) -> Any:
     latest_row = services.get_version(code, None, session=db.session, by=g.principal)
     _require_manage(latest_row)

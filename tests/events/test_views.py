@@ -231,14 +231,53 @@ def test_adverse_events_are_refused_for_another_site_and_roles_that_do_not_recor
     assert stored(session) == before
 
 
+def test_the_forms_do_not_open_for_a_participant_not_enrolled(
+    people: dict[str, Principal], as_user: Any, session: Session
+) -> None:
+    from trials.participants import services as participants
+    from trials.participants.models import ScreeningCreate
+
+    data = ScreeningCreate.model_validate(
+        {
+            "site_code": "LDS",
+            "screened_on": TODAY.isoformat(),
+            "age_years": 30,
+            "screening_phq9": 12,
+            "inclusion_met": True,
+            "exclusion_present": False,
+        }
+    )
+    label = participants.screen(CODE, data, session=session, by=people["lds"], today=TODAY).label
+    session.flush()
+    client = as_user("cora")
+    for path in (ae_path(label), ds_path(label)):
+        response = client.get(path)
+        assert response.status_code == 409, path
+        assert f"{label} is not enrolled" in text_of(response)
+        assert '<label for="onset_date">' not in text_of(response)
+        assert '<label for="event_date">' not in text_of(response)
+    assert f'href="{ae_path(label)}"' not in client.get(f"{PARTICIPANTS}/{label}").get_data(as_text=True)
+
+
 def test_a_form_without_its_csrf_token_stores_nothing(
     people: dict[str, Principal], as_user: Any, make_participant: Any, session: Session
 ) -> None:
     label = make_participant("LDS")
+    randomize = f"{PARTICIPANTS}/{make_participant('LDS', randomize=False)}/randomize"
     client = as_user("cora")
     before = stored(session)
-    response = client.post(ae_path(label), data=ae())
-    assert response.status_code == 400  # refused before the view, as every form of the app
+    for token in (None, "an-expired-or-forged-token"):
+        data = ae(term="Nausea after the evening module") | ({"csrf_token": token} if token else {})
+        response = client.post(ae_path(label), data=data)
+        # The form checks its own token: it comes back with what was typed and says it expired.
+        assert response.status_code == 422
+        page = text_of(response)
+        assert "the form has expired: reload the page and send it again" in page
+        assert 'value="Nausea after the evening module"' in page
+        assert 'value="mild" selected' in page or re.search(r'<option selected value="mild"', page)
+        assert stored(session) == before
+    # A form that does not check its own token is still refused before its view (the global check).
+    assert client.post(randomize, data={"confirm": "y"}).status_code == 400
     assert stored(session) == before
 
 

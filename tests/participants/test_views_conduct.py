@@ -333,7 +333,11 @@ def test_a_screened_participant_is_not_randomized(
     client = as_user("cora")
     action = f"{PARTICIPANTS}/{label}/randomize"
     assert f'href="{action}"' not in client.get(f"{PARTICIPANTS}/{label}").get_data(as_text=True)
-    response = post(client, action, action, {"confirm": "y"})
+    form = client.get(action)  # the form does not open: the page says why
+    assert form.status_code == 409
+    assert "not enrolled" in text_of(form)
+    assert '<label for="confirm">' not in text_of(form)
+    response = post(client, f"{PARTICIPANTS}/{label}", action, {"confirm": "y"})
     assert response.status_code == 409
     assert "not enrolled" in text_of(response)
 

@@ -10,7 +10,7 @@ from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from trials.analyses import unblinding as unblinding_service
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
@@ -37,6 +37,7 @@ class UnblindForm(FlaskForm):  # type: ignore[misc]
 
 @bp.route("/<code>/unblinding", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def unblinding(code: str) -> Any:
     principal: Principal = g.principal
     trial = trial_by_code(code, session=db.session)

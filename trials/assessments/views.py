@@ -26,7 +26,7 @@ from trials.assessments.models import (
     DataQuery,
     InstrumentCode,
 )
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.forms import EmptyForm
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
@@ -34,6 +34,7 @@ from trials.core.accounts.services import authorize
 from trials.core.db import db
 from trials.core.db import utctoday as today
 from trials.core.errors import Conflict, FieldError, InvalidInput
+from trials.core.forms import EXPIRED, form_problems
 from trials.participants.models import Participant
 from trials.participants.services import get_participant, locked_protocol
 from trials.participants.views import Section
@@ -147,6 +148,7 @@ def _form_page(
 
 @bp.route("/<code>/participants/<label>/assessments/new", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def new(code: str, label: str) -> Any:
     principal: Principal = g.principal
     participant = get_participant(code, label, session=db.session, by=principal)
@@ -163,9 +165,11 @@ def new(code: str, label: str) -> Any:
     assessed_on = today().isoformat()
     errors: list[FieldError] = []
     status = 200
-    if request.method == "POST" and form.validate_on_submit():
+    if request.method == "POST":
+        # What was typed comes back with any refusal, an expired form's included.
         posted = items_from_form(request.form, instrument.code)
         assessed_on = request.form.get("assessed_on", "")
+    if request.method == "POST" and form.validate_on_submit():
         try:
             try:
                 when = _parse_date(assessed_on)
@@ -190,7 +194,7 @@ def new(code: str, label: str) -> Any:
             return redirect(url_for("participants.page", code=code, label=label))
     elif request.method == "POST":
         status = 422
-        errors = [FieldError("csrf_token", "csrf", "the form has expired: reload the page")]
+        errors = [EXPIRED]
     return _form_page(
         "assessments/form.html",
         instrument=instrument,
@@ -208,6 +212,7 @@ def new(code: str, label: str) -> Any:
 
 @bp.route("/<code>/assessments/<uuid:assessment_id>/edit", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def edit(code: str, assessment_id: uuid.UUID) -> Any:
     principal: Principal = g.principal
     assessment = services.get_assessment(code, assessment_id, session=db.session, by=principal)
@@ -234,11 +239,7 @@ def edit(code: str, assessment_id: uuid.UUID) -> Any:
                     services.validate_items(instrument.code, posted)
                 except InvalidInput as items_exc:
                     item_errors = items_exc.errors
-                problems = [
-                    FieldError(name if name != "csrf_token" else "", "required", message)
-                    for name, messages in form.errors.items()
-                    for message in messages
-                ]
+                problems = form_problems(form, "required")
                 raise InvalidInput("the correction is not valid", errors=[*problems, *item_errors])
             data = AssessmentCorrection.model_construct(items=posted, reason=form.reason.data or "")
             corrected, events = services.correct(code, assessment_id, data, session=db.session, by=principal)

@@ -31,6 +31,16 @@ def show_errors(form: Any, exc: DomainError) -> list[FieldError]:
     return general
 
 
+def form_problems(form: Any, code: str = "invalid") -> list[FieldError]:
+    """The errors of a form that failed its own validation, as FieldErrors: an expired or missing
+    CSRF token as EXPIRED (shown above the form), the others under their field's name."""
+    return [
+        EXPIRED if name == "csrf_token" else FieldError(name, code, message)
+        for name, messages in form.errors.items()
+        for message in (messages[:1] if name == "csrf_token" else messages)
+    ]
+
+
 def submit(form: Any, act: Callable[[], object]) -> tuple[bool, list[FieldError], int]:
     """Validate a posted `form` and, when it is valid, run `act` (the service call).
 

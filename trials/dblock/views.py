@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
@@ -34,6 +34,7 @@ class LockForm(FlaskForm):  # type: ignore[misc]
 
 @bp.route("/<code>/database-lock", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def page(code: str) -> Any:
     principal: Principal = g.principal
     trial = trial_by_code(code, session=db.session)

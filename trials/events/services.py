@@ -78,7 +78,7 @@ def _authorize_site_staff(
     )
 
 
-def _require_enrolled(participant: Participant) -> None:
+def require_enrolled(participant: Participant) -> None:
     if participant.status != Status.ENROLLED.value or participant.consent_date is None:
         raise Conflict(f"{participant.label} is not enrolled: this is recorded after consent and enrolment")
 
@@ -338,7 +338,7 @@ def record_adverse_event(
     """Record an adverse event of an enrolled participant; a serious one notifies the sponsors."""
     participant = get_participant(code, label, session=session, by=by)
     _authorize_site_staff(by, participant.trial_id, participant.site_id, session=session)
-    _require_enrolled(participant)
+    require_enrolled(participant)
     values = data.model_dump(include=set(_AE_FIELDS))
     _ae_rules(values, participant, today, session=session)
     ae = AdverseEvent(
@@ -524,7 +524,7 @@ def record_disposition(
     """Record an end-of-study or intercurrent event of an enrolled participant."""
     participant = get_participant(code, label, session=session, by=by)
     _authorize_site_staff(by, participant.trial_id, participant.site_id, session=session)
-    _require_enrolled(participant)
+    require_enrolled(participant)
     _lock_participant(participant, session=session)
     values = data.model_dump(include=set(_DS_FIELDS))
     _ds_rules(values, participant, today, session=session)

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from sqlmodel import Session
 
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.db import db
@@ -42,10 +42,12 @@ def _may_record(participant: Participant, by: Principal) -> bool:
 
 def _recordable(code: str, label: str) -> Participant:
     """The participant, if the principal may record their events: 404 for one they may not see,
-    403 for one they may see but not record for, before any form is shown."""
+    403 for one they may see but not record for, 409 for one not enrolled, before any form is
+    shown."""
     participant = get_participant(code, label, session=db.session, by=g.principal)
     if not _may_record(participant, g.principal):
         raise Forbidden("only the coordinators and clinicians of the participant's site may record this")
+    services.require_enrolled(participant)
     return participant
 
 
@@ -62,6 +64,7 @@ def _render(template: str, form: Any, errors: list[FieldError], status: int, **c
 
 @bp.route("/<code>/participants/<label>/adverse-events/new", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def new_adverse_event(code: str, label: str) -> Any:
     principal: Principal = g.principal
     _recordable(code, label)
@@ -103,6 +106,7 @@ def new_adverse_event(code: str, label: str) -> Any:
 
 @bp.route("/<code>/participants/<label>/disposition-events/new", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def new_disposition(code: str, label: str) -> Any:
     principal: Principal = g.principal
     _recordable(code, label)

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, ValidationError
 from sqlmodel import Session, SQLModel, col, select
 from wtforms import SelectChoice
 
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.models import Site, Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
@@ -141,6 +141,7 @@ def screening_sites(trial: Trial, principal: Principal) -> list[SelectChoice]:
 
 @bp.route("/<code>/participants", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def index(code: str) -> Any:
     principal: Principal = g.principal
     rows = services.list_participants(code, session=db.session, by=principal)
@@ -292,6 +293,7 @@ def enrol(code: str, label: str) -> Any:
 
 @bp.route("/<code>/participants/<label>/identifiers", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def edit_identifiers(code: str, label: str) -> Any:
     principal: Principal = g.principal
     participant = services.get_participant(code, label, session=db.session, by=principal)
@@ -329,13 +331,17 @@ def edit_identifiers(code: str, label: str) -> Any:
             flash(f"Identifiers of {label} saved (encrypted).", "success")
             return redirect(url_for("participants.page", code=code, label=label))
     elif request.method == "POST":
-        status = 422
+        errors, status = ([EXPIRED] if "csrf_token" in form.errors else []), 422
     return render_template(
         "participants/identifiers.html",
         trial_code=code,
         label=label,
         form=form,
-        errors=[e for e in errors if not e.field or not hasattr(form, e.field.split(".")[0])],
+        errors=[
+            e
+            for e in errors
+            if not e.field or e.field == "csrf_token" or not hasattr(form, e.field.split(".")[0])
+        ],
         has_identifiers=current.updated_at is not None,
         configured=key.configured,
     ), status

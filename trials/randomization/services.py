@@ -147,6 +147,19 @@ def live_list(trial_id: Any, *, session: Session) -> AllocationList:
     return allocation
 
 
+def check_randomizable(participant: Participant, *, session: Session) -> AllocationList:
+    """The trial's live allocation list, if the participant may be randomized now: enrolled, the
+    trial live, not yet randomized; otherwise the Conflict that says why. The randomize form
+    asks it before it is shown, the service before it assigns a slot."""
+    label = participant.label
+    if participant.status != Status.ENROLLED.value:
+        raise Conflict(f"{label} is not enrolled: randomize after consent and enrolment")
+    allocation = live_list(participant.trial_id, session=session)
+    if session.exec(select(AllocationSlot.id).where(AllocationSlot.participant_id == participant.id)).first():
+        raise Conflict(f"{label} is already randomized")
+    return allocation
+
+
 def randomize(
     code: str, label: str, *, session: Session, by: Principal, at: datetime | None = None
 ) -> AllocationSlot:
@@ -158,11 +171,7 @@ def randomize(
     authorize(
         by, Permission.ENTER_DATA, session=session, trial_id=participant.trial_id, site_id=participant.site_id
     )
-    if participant.status != Status.ENROLLED.value:
-        raise Conflict(f"{label} is not enrolled: randomize after consent and enrolment")
-    allocation = live_list(participant.trial_id, session=session)
-    if session.exec(select(AllocationSlot.id).where(AllocationSlot.participant_id == participant.id)).first():
-        raise Conflict(f"{label} is already randomized")
+    allocation = check_randomizable(participant, session=session)
     trial = session.get(Trial, participant.trial_id)  # loaded by get_participant: no query
     assert trial is not None
     _version, document = locked_protocol(trial, session=session)

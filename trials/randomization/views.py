@@ -51,8 +51,9 @@ def randomize(code: str, label: str) -> Any:
         trial_id=participant.trial_id,
         site_id=participant.site_id,
     )
-    if request.method == "GET" and services.slot_of(participant, session=db.session) is not None:
-        raise Conflict(f"{label} is already randomized")
+    if request.method == "GET":
+        # The form opens only for a participant it can randomize; otherwise the page says why.
+        services.check_randomizable(participant, session=db.session)
     form = RandomizeForm()
     errors: list[FieldError] = []
     status = 200

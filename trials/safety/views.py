@@ -17,12 +17,13 @@ from sqlmodel import Session, col, select
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from trials.core.accounts.auth import login_required
+from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.models import Trial
 from trials.core.accounts.permissions import Permission, Principal
 from trials.core.accounts.services import authorize
 from trials.core.db import db
 from trials.core.errors import Conflict, FieldError, InvalidInput, NotFound, field_errors
+from trials.core.forms import form_problems
 from trials.participants.models import Participant
 from trials.participants.services import trial_by_code
 from trials.participants.views import Section
@@ -112,6 +113,7 @@ def _visible_event(code: str, event_id: uuid.UUID, principal: Principal) -> Safe
 
 @bp.route("/<code>/safety-events/<uuid:event_id>/follow-up", methods=["GET", "POST"])
 @login_required
+@form_checks_csrf
 def follow_up(code: str, event_id: uuid.UUID) -> Any:
     principal: Principal = g.principal
     safety_event = _visible_event(code, event_id, principal)
@@ -130,14 +132,7 @@ def follow_up(code: str, event_id: uuid.UUID) -> Any:
     if request.method == "POST":
         try:
             if not form.validate_on_submit():
-                raise InvalidInput(
-                    "the follow-up is not valid",
-                    errors=[
-                        FieldError(name if name != "csrf_token" else "", "invalid", message)
-                        for name, messages in form.errors.items()
-                        for message in messages
-                    ],
-                )
+                raise InvalidInput("the follow-up is not valid", errors=form_problems(form))
             try:
                 data = FollowUp.model_validate(
                     {
