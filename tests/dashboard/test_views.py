@@ -195,3 +195,29 @@ def test_an_account_without_a_role_in_the_trial_is_refused(
     make_user("otto")
     assert as_user("otto").get(DASHBOARD).status_code == 403
     assert as_user("sam").get("/trials/NO-SUCH-TRIAL/dashboard").status_code == 404
+
+
+def test_before_the_protocol_is_locked_the_dashboard_says_so(
+    session: Session, make_site: Any, make_user: Any, app: Any
+) -> None:
+    from protocols import services as protocols
+    from protocols.document import example_protocol_path
+    from trials.core.accounts import services as accounts
+
+    source = protocols.Source(example_protocol_path().read_bytes(), "yaml")
+    for site in source.parse().document.sites:
+        make_site(site.code, site.name, site.country)
+    protocols.register(source, session=session, by=accounts.SYSTEM)
+    make_user("sam", f"sponsor:{CODE}")
+    make_user("cora", f"coordinator:{CODE}:LDS")
+    make_user("ada", "admin")
+    session.flush()
+    for username in ("sam", "cora"):
+        client = app.test_client()
+        assert sign_in(client, username).status_code == 302
+        page = text_of(client.get(DASHBOARD))
+        assert "has no locked protocol yet" in page
+        assert 'id="randomized"' not in page
+    client = app.test_client()
+    assert sign_in(client, "ada").status_code == 302
+    assert client.get(DASHBOARD).status_code == 403

@@ -19,6 +19,7 @@ from trials.assessments.models import Assessment, DataQuery
 from trials.assessments.schedule import State, visit_schedule
 from trials.core.accounts.models import Site, Trial
 from trials.core.accounts.permissions import Principal
+from trials.core.errors import Conflict
 from trials.dblock.services import current_lock
 from trials.participants.models import Status
 from trials.participants.services import (
@@ -123,11 +124,15 @@ def arms_visible(by: Principal, trial: Trial, document: ProtocolDocument) -> boo
     return allocation_visible(by, trial.id, document)
 
 
-def dashboard(code: str, *, session: Session, by: Principal, today: date, now: datetime) -> Dashboard:
-    """Trial CODE's dashboard as `by` may see it (authorized as the participant list is)."""
+def dashboard(code: str, *, session: Session, by: Principal, today: date, now: datetime) -> Dashboard | None:
+    """Trial CODE's dashboard as `by` may see it (authorized as the participant list is); None
+    while the trial has no locked protocol (nothing is conducted before it)."""
     participants = list_participants(code, session=session, by=by)  # VIEW_TRIAL, site-scoped
     trial = trial_by_code(code, session=session)
-    _version, document = locked_protocol(trial, session=session)
+    try:
+        _version, document = locked_protocol(trial, session=session)
+    except Conflict:
+        return None
     reads = participant_reads(participants, session=session, by=by)
     show_arms = arms_visible(by, trial, document)
     visible_ids = {p.id for p in participants}

@@ -13,6 +13,7 @@ from trials.core.accounts.permissions import Permission, Principal
 from trials.core.db import db
 from trials.core.db import utctoday as today
 from trials.dashboard.reads import Dashboard, dashboard
+from trials.participants.services import trial_by_code
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", url_prefix="/trials")
 
@@ -61,6 +62,9 @@ def chart_of(board: Dashboard) -> Chart | None:
 def index(code: str) -> Any:
     principal: Principal = g.principal
     board = dashboard(code, session=db.session, by=principal, today=today(), now=datetime.now(UTC))
+    if board is None:
+        trial = trial_by_code(code, session=db.session)
+        return render_template("dashboard/not_started.html", trial=trial)
     trial_id = board.trial.id
     return render_template(
         "dashboard/index.html",
