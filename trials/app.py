@@ -46,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts import views as accounts_views
     from trials.core.audit import views as audit_views
     from trials.dashboard import views as dashboard_views
+    from trials.dashboard.tasks import home_tasks
     from trials.dblock import api as dblock_api
     from trials.dblock import views as dblock_views
     from trials.engagement import api as engagement_api
@@ -108,4 +109,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             events_views.participant_section,
         ),
     )
+    # The home page's "needs your attention" list, counted as the dashboard counts.
+    accounts_views.set_task_provider(app, home_tasks)
     return app

@@ -29,6 +29,7 @@ STAFF = {
     "monitor": "mona:monitor:TRIAL",
     "admin": "ada:admin",
 }
+STAFF_NAMES = [spec.split(":")[0] for spec in STAFF.values()]
 
 
 # The example protocol with the sponsor and the investigators (site staff) blinded as well.
@@ -221,3 +222,36 @@ def test_before_the_protocol_is_locked_the_dashboard_says_so(
     client = app.test_client()
     assert sign_in(client, "ada").status_code == 302
     assert client.get(DASHBOARD).status_code == 403
+
+
+def tasks_of(page: str) -> dict[str, int]:
+    """The home page's "needs your attention" lines: text -> count."""
+    line = r'<li(?: class="urgent")?><a href="[^"]*"><strong>(\d+)</strong> ([^<]+)</a></li>'
+    found = re.findall(line, page)
+    return {text.split(" (")[0]: int(count) for count, text in found}
+
+
+def test_the_home_page_lists_what_needs_each_roles_attention(
+    people: dict[str, Principal], as_user: Any, trial_data: dict[str, str]
+) -> None:
+    pages = {u: html.unescape(as_user(u).get("/").get_data(as_text=True)) for u in STAFF_NAMES}
+    boards = {u: text_of(as_user(u).get(DASHBOARD)) for u in STAFF_NAMES if u != "ada"}
+    # Site staff act on their site's safety events; the event is at LDS.
+    assert tasks_of(pages["cora"])["safety events to follow up"] == 1
+    assert tasks_of(pages["cleo"])["safety events to follow up"] == 1
+    assert "safety events to follow up" not in tasks_of(pages["manny"])
+    # Those who enter or monitor data see overdue visits and open queries, as their dashboard counts them.
+    for username in ("cora", "manny", "mona"):
+        tasks = tasks_of(pages[username])
+        overdue = int(re.sub(r"\D", "", cell(boards[username], "overdue-visits")))
+        assert tasks.get("overdue visits", 0) == overdue, username
+        assert tasks.get("open data queries", 0) == int(cell(boards[username], "open-queries")), username
+    assert tasks_of(pages["cora"])["open data queries"] == 1
+    assert tasks_of(pages["cora"])["overdue visits"] > tasks_of(pages["manny"])["overdue visits"] > 0
+    assert "safety events to follow up" not in tasks_of(pages["mona"])
+    # The clinician follows up safety only; sponsors, statisticians and the admin have no such list.
+    assert set(tasks_of(pages["cleo"])) == {"safety events to follow up"}
+    for username in ("sam", "bea", "ulf", "ada"):
+        assert tasks_of(pages[username]) == {}, username
+    for page in pages.values():
+        no_arm_in(page)

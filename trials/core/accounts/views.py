@@ -1,12 +1,14 @@
 """Web pages for signing in and out, the home page, the account page and account administration."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     current_app,
     flash,
     g,
@@ -17,16 +19,37 @@ from flask import (
     url_for,
 )
 from flask_login import login_user, logout_user
+from sqlmodel import Session
 
 from trials.core.accounts import services
 from trials.core.accounts.auth import current_principal, login_required, permission_required
 from trials.core.accounts.forms import EmptyForm, SignInForm, TokenForm
-from trials.core.accounts.models import TokenCreate
-from trials.core.accounts.permissions import Permission
+from trials.core.accounts.models import TokenCreate, Trial
+from trials.core.accounts.permissions import Permission, Principal
 from trials.core.db import db
 from trials.core.errors import DomainError, Unauthorized
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A line of the home page's "needs your attention" list, contributed by a package above
+    this one for a trial: what, how many, where to act, and whether it is urgent."""
+
+    text: str
+    count: int
+    url: str
+    urgent: bool = False
+
+
+class TaskProvider(Protocol):
+    def __call__(self, trial: Trial, *, session: Session, by: Principal) -> list[Task]: ...
+
+
+def set_task_provider(app: Flask, provider: TaskProvider) -> None:
+    """What the home page lists under each trial for the signed-in person (by their roles)."""
+    app.extensions["home_tasks"] = provider
 
 
 def _safe_next(target: str | None) -> str:
@@ -98,7 +121,9 @@ def home() -> Any:
         }
         for grant in principal.grants
     ]
-    return render_template("accounts/home.html", trials=trials, grants=grants)
+    provider: TaskProvider | None = current_app.extensions.get("home_tasks")
+    tasks = {t.id: provider(t, session=db.session, by=principal) if provider else [] for t in trials}
+    return render_template("accounts/home.html", trials=trials, grants=grants, tasks=tasks)
 
 
 @bp.route("/account", methods=["GET", "POST"])
