@@ -634,3 +634,24 @@ def test_assessment_ids_in_urls_must_be_uuids(people: dict[str, Principal], as_u
     client = as_user("cora")
     assert client.get(f"/trials/{CODE}/assessments/not-a-uuid/edit").status_code == 404
     assert client.get(f"/trials/{CODE}/assessments/{uuid.uuid4()}/edit").status_code == 404
+
+
+def test_the_visit_due_today_is_shown_on_the_page_and_the_form(
+    people: dict[str, Principal], as_user: Any, make_participant: Any
+) -> None:
+    client = as_user("cora")
+    label = make_participant("LDS", randomized_days_ago=40)  # day 40: W06's window (37-47) is open
+    closes = (TODAY + timedelta(days=7)).isoformat()
+    page = text_of(client.get(f"{PARTICIPANTS}/{label}"))
+    due = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", element(page, "due-now"))).strip()
+    assert due == f"Due now: W06 PHQ-9 (window closes {closes}), W06 GAD-7 (window closes {closes})"
+    assert ">PHQ-9 (due)</a>" in page
+    form = text_of(client.get(form_path(label)))
+    assert "Today falls in W06 Week 6" in re.sub(r"<[^>]+>", "", element(form, "visit-due"))
+    # Randomized 20 days ago: between W02 (11-17) and W04 (23-33), nothing is due.
+    waiting = make_participant("LDS", randomized_days_ago=20)
+    page = text_of(client.get(f"{PARTICIPANTS}/{waiting}"))
+    opens = (TODAY + timedelta(days=3)).isoformat()
+    assert f"next: W04 Week 4, window {opens}" in re.sub(r"<[^>]+>", "", element(page, "due-now"))
+    form = text_of(client.get(form_path(waiting)))
+    assert f"the next, W04 Week 4, opens {opens}" in re.sub(r"<[^>]+>", "", element(form, "visit-due"))

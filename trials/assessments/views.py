@@ -26,6 +26,7 @@ from trials.assessments.models import (
     DataQuery,
     InstrumentCode,
 )
+from trials.assessments.schedule import State
 from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.forms import EmptyForm
 from trials.core.accounts.models import Trial
@@ -160,6 +161,7 @@ def new(code: str, label: str) -> Any:
         site_id=participant.site_id,
     )
     instrument = _instrument(request.args.get("instrument", "PHQ-9"))
+    due = _due_for(participant, instrument.code)  # read before a refused write can leave the session dirty
     form = EmptyForm()
     posted: dict[str, Any] = {}
     assessed_on = today().isoformat()
@@ -207,6 +209,7 @@ def new(code: str, label: str) -> Any:
         assessed_on=assessed_on,
         max_date=today().isoformat(),
         correction=None,
+        due=due,
     )
 
 
@@ -314,5 +317,33 @@ def participant_section(participant: Participant, *, session: Session, by: Princ
             "queries": queries,
             "can_enter": can_enter and randomized_on is not None,
             "instruments": instruments,
+            "due": schedules.due(schedule),
+            "next_visit": next(
+                (v for v in schedule if all(i.state == State.UPCOMING for i in v.instruments)), None
+            ),
         },
     )
+
+
+def _due_for(participant: Participant, instrument: str) -> tuple[Any, Any]:
+    """For the entry form: the visit whose window is open today with this questionnaire still due
+    (the one an assessment dated today goes to), else the next visit asking for it."""
+    trial = db.session.get(Trial, participant.trial_id)
+    assert trial is not None  # the foreign key
+    _version, document = locked_protocol(trial, session=db.session)
+    slot = slot_of(participant, session=db.session)
+    if slot is None or slot.randomized_at is None:
+        return None, None
+    schedule = schedules.schedule_of(
+        participant, document, slot.randomized_at.date(), session=db.session, today=today()
+    )
+    due = next((v for v, i in schedules.due(schedule) if i == instrument), None)
+    upcoming = next(
+        (
+            v
+            for v in schedule
+            if any(i.instrument == instrument and i.state == State.UPCOMING for i in v.instruments)
+        ),
+        None,
+    )
+    return due, upcoming
