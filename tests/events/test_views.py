@@ -18,6 +18,7 @@ from tests.events.conftest import make_participant, no_arm_in, stored
 from trials.core.accounts.permissions import Principal
 from trials.core.audit.models import AuditEntry
 from trials.events.models import AdverseEvent, DispositionEvent
+from trials.participants.models import Participant
 from trials.safety.models import Notification
 
 __all__ = ["make_participant"]
@@ -377,3 +378,49 @@ def test_disposition_is_refused_for_another_site_and_roles_that_do_not_record(
             name
         )
     assert stored(session) == before
+
+
+def test_an_adverse_event_arising_from_a_safety_event_is_linked_from_its_follow_up(
+    people: dict[str, Principal], as_user: Any, make_participant: Any, session: Session
+) -> None:
+    from tests.assessments.conftest import phq9
+    from trials.assessments import services as assessments
+    from trials.assessments.models import AssessmentCreate
+    from trials.safety.models import SafetyEvent
+
+    labels = [make_participant("LDS"), make_participant("LDS")]
+    for label in labels:
+        data = AssessmentCreate.model_validate(
+            {
+                "instrument": "PHQ-9",
+                "assessed_on": TODAY.isoformat(),
+                "items": phq9(1, 1, 1, 1, 1, 1, 1, 1, 2),
+            }
+        )
+        assessments.submit(CODE, label, data, session=session, by=people["lds"], today=TODAY)
+    session.flush()
+    event, other = (
+        session.scalars(
+            select(SafetyEvent).join_from(SafetyEvent, Participant).where(Participant.label == label)
+        ).one()
+        for label in labels
+    )
+    client = as_user("cleo")
+    follow_up = text_of(client.get(f"/trials/{CODE}/safety-events/{event.id}/follow-up"))
+    link = html.unescape(re.search(r'<a href="([^"]+)" id="record-ae">', follow_up).group(1))
+    assert urlsplit(link).path == ae_path(labels[0])
+    form = text_of(client.get(link))
+    assert re.search(rf'<option selected value="{event.id}">', form), "the event is chosen already"
+    assert str(other.id) not in form  # only the participant's own events are offered
+    before = stored(session)
+    # Another participant's safety event is refused beside the field, and nothing is stored.
+    response = send(client, link, ae(term="Low mood", safety_event_id=str(other.id)))
+    assert response.status_code == 422
+    assert f"is not a safety event of {labels[0]}" in field_error(text_of(response), "safety_event_id")
+    assert stored(session) == before
+    response = send(client, link, ae(term="Low mood", safety_event_id=str(event.id)))
+    assert_back_to_page(response, labels[0])
+    row = session.scalars(select(AdverseEvent).where(AdverseEvent.term == "Low mood")).one()
+    assert row.safety_event_id == event.id
+    page = text_of(client.get(f"{PARTICIPANTS}/{labels[0]}"))
+    assert "Low mood (arising from a safety event)" in re.sub(r"<[^>]+>", "", page)

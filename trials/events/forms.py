@@ -60,6 +60,8 @@ class AdverseEventForm(FlaskForm):  # type: ignore[misc]
         "Action taken with the app", choices=_PICK + _choices(APP_ACTIONS, ACTION_TEXT), validate_choice=False
     )
     outcome = SelectField("Outcome", choices=_PICK + _choices(OUTCOMES, OUTCOME_TEXT), validate_choice=False)
+    # The participant's safety events, set per request by the view; the service checks the choice.
+    safety_event_id = SelectField("Arising from a safety event", choices=[], validate_choice=False)
 
 
 class DispositionForm(FlaskForm):  # type: ignore[misc]

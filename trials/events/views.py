@@ -10,7 +10,7 @@ session rolls everything back and nothing is stored. None of these pages shows a
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.models import Trial
@@ -26,6 +26,9 @@ from trials.events.terms import KIND_TEXT
 from trials.participants.models import Participant, Status
 from trials.participants.services import get_participant
 from trials.participants.views import Section, validated
+from trials.safety.models import KIND_TEXT as SAFETY_KIND_TEXT
+from trials.safety.models import Kind as SafetyKind
+from trials.safety.models import SafetyEvent
 
 bp = Blueprint("events", __name__, template_folder="templates", url_prefix="/trials")
 
@@ -51,6 +54,24 @@ def _recordable(code: str, label: str) -> Participant:
     return participant
 
 
+def _safety_event_choices(participant: Participant) -> list[tuple[str, str]]:
+    """The participant's safety events, latest first, as the AE form offers them (and none)."""
+    rows = db.session.exec(
+        select(SafetyEvent)
+        .where(SafetyEvent.participant_id == participant.id)
+        .order_by(col(SafetyEvent.created_at).desc())
+    ).all()
+    return [("", "none")] + [
+        (
+            str(e.id),
+            f"{SAFETY_KIND_TEXT[SafetyKind(e.kind)]}"
+            + (f" (item 9 = {e.item9})" if e.item9 is not None else "")
+            + f", raised {e.created_at.strftime('%Y-%m-%d %H:%M UTC')}",
+        )
+        for e in rows
+    ]
+
+
 def _text(value: str | None) -> str | None:
     return (value or "").strip() or None
 
@@ -67,12 +88,17 @@ def _render(template: str, form: Any, errors: list[FieldError], status: int, **c
 @form_checks_csrf
 def new_adverse_event(code: str, label: str) -> Any:
     principal: Principal = g.principal
-    _recordable(code, label)
+    participant = _recordable(code, label)
     form = AdverseEventForm()
+    form.safety_event_id.choices = _safety_event_choices(participant)
     errors: list[FieldError] = []
     status = 200
     if request.method == "GET":
         form.onset_date.data = today().isoformat()
+        # From a safety event's follow-up page: the event it arises from is chosen already.
+        wanted = request.args.get("safety_event", "")
+        if wanted in {value for value, _text in form.safety_event_id.choices}:
+            form.safety_event_id.data = wanted
     elif form.validate_on_submit():
         try:
             data = validated(
@@ -87,6 +113,7 @@ def new_adverse_event(code: str, label: str) -> Any:
                     "relatedness": form.relatedness.data or None,
                     "action": form.action.data or None,
                     "outcome": form.outcome.data or None,
+                    "safety_event_id": form.safety_event_id.data or None,
                 },
                 "adverse event",
             )
