@@ -4,7 +4,9 @@
 dataset the report's numbers come from, byte for byte) and `manifest.json`: the SHA-256 and size
 of every other file, the protocol and SAP hashes, the data snapshot hash, the audit chain's
 head, the software versions and the signatures. Provenance goes in the manifest, never attached
-to the PDF (DOMAIN.md section 4).
+to the PDF (DOMAIN.md section 4). The web and the API serve the same `results.json` and
+`manifest.json` (`bundle_files`, `manifest`): one code path, each file checked against its
+recorded hash before it is written or sent.
 
 The submission datasets (`sdtm/`, `adam/`, written by `trials export`) belong to the bundle
 when they are in its folder: the manifest lists each of their files with its hash, and a
