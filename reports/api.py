@@ -1,4 +1,5 @@
-"""Report routes of the JSON API: ask for a report (a job), follow it, list, download, sign."""
+"""Report routes of the JSON API: ask for a report (a job), follow it, list, download (the PDF,
+its signed copy, results.json, the bundle's manifest.json), sign."""
 
 import uuid
 from datetime import datetime
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
-from reports import jobs, services
+from reports import bundle, jobs, services
 from reports.models import GeneratedReport, ReportJob
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
@@ -145,7 +146,7 @@ def reports(code: str) -> Any:
     "/trials/<code>/reports/<int:number>/pdf",
     summary="Download a generated report (add ?copy=signed for the latest signed copy)",
     tag="reports",
-    errors=(401, 403, 404),
+    errors=(401, 403, 404, 409),
     query={"copy": "'signed' for the latest signed copy"},
 )
 def pdf(code: str, number: int) -> Any:
@@ -153,9 +154,39 @@ def pdf(code: str, number: int) -> Any:
     data, sha256, name = services.report_file(
         report, signed=request.args.get("copy") == "signed", session=db.session, code=code
     )
+    return _download(data, sha256, name, "application/pdf")
+
+
+@operation(
+    bp,
+    "/trials/<code>/reports/<int:number>/results.json",
+    summary="Download the analysis-results document a generated report's numbers come from, byte for "
+    "byte (refused when it does not match the report's results_sha256)",
+    tag="reports",
+    errors=(401, 403, 404, 409),
+)
+def report_results(code: str, number: int) -> Any:
+    report = services.get_report(code, number, session=db.session, by=require_principal())
+    return _download(*services.results_file(report, code=code), "application/json")
+
+
+@operation(
+    bp,
+    "/trials/<code>/reports/<int:number>/manifest.json",
+    summary="Download the evidence bundle's manifest.json of a generated report, as `trials report` "
+    "writes it (with the signatures so far)",
+    tag="reports",
+    errors=(401, 403, 404, 409),
+)
+def report_manifest(code: str, number: int) -> Any:
+    report = services.get_report(code, number, session=db.session, by=require_principal())
+    return _download(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
+
+
+def _download(data: bytes, sha256: str, name: str, mimetype: str) -> Response:
     return Response(
         data,
-        mimetype="application/pdf",
+        mimetype=mimetype,
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Content-SHA256": sha256,

@@ -4,7 +4,9 @@
 dataset the report's numbers come from, byte for byte) and `manifest.json`: the SHA-256 and size
 of every other file, the protocol and SAP hashes, the data snapshot hash, the audit chain's
 head, the software versions and the signatures. Provenance goes in the manifest, never attached
-to the PDF (DOMAIN.md section 4).
+to the PDF (DOMAIN.md section 4). The web and the API serve the same `results.json` and
+`manifest.json` (`bundle_files`, `manifest`): one code path, each file checked against its
+recorded hash before it is written or sent.
 
 The submission datasets (`sdtm/`, `adam/`, written by `trials export`) belong to the bundle
 when they are in its folder: the manifest lists each of their files with its hash, and a
@@ -13,6 +15,7 @@ when they are in its folder: the manifest lists each of their files with its has
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,12 @@ SCHEMA_VERSION = 1
 SUBMISSION_FOLDERS = ("sdtm", "adam")
 
 
-def _entry(path: Path, root: Path | None = None) -> dict[str, Any]:
-    data = path.read_bytes()
-    name = path.relative_to(root).as_posix() if root is not None else path.name
+def _data_entry(name: str, data: bytes) -> dict[str, Any]:
     return {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _entry(path: Path, root: Path) -> dict[str, Any]:
+    return _data_entry(path.relative_to(root).as_posix(), path.read_bytes())
 
 
 def _submission_entries(out_dir: Path) -> list[dict[str, Any]]:
@@ -70,24 +75,32 @@ def record_submission(out_dir: Path, *, trial_code: str, submission: dict[str, A
     return path
 
 
-def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, trial_code: str) -> Path:
-    """Write the bundle of a stored report into OUT_DIR (created if needed); return the manifest's path."""
-    from reports.build import ReportContext
+def bundle_files(report: GeneratedReport, *, session: Session, trial_code: str) -> dict[str, bytes]:
+    """The files of a stored report's bundle by name, in the manifest's order, each checked
+    against its recorded hash: `report.pdf`, `results.json`, and `report-signed.pdf` when the
+    report has a signed copy."""
+    files = {
+        "report.pdf": services.report_file(report, signed=False, session=session, code=trial_code)[0],
+        "results.json": services.results_file(report, code=trial_code)[0],
+    }
+    if services.latest_signed_copy(report, session=session) is not None:
+        signed = services.report_file(report, signed=True, session=session, code=trial_code)
+        files["report-signed.pdf"] = signed[0]
+    return files
 
-    context = ReportContext.from_json(report.context_json)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = [out_dir / "report.pdf", out_dir / "results.json"]
-    files[0].write_bytes(services.report_file(report, signed=False, session=session, code=trial_code)[0])
-    files[1].write_text(context.results_json, encoding="utf-8")
-    signed = out_dir / "report-signed.pdf"
-    copy = services.latest_signed_copy(report, session=session)
-    if copy is not None:
-        signed.write_bytes(services.report_file(report, signed=True, session=session, code=trial_code)[0])
-        files.append(signed)
-    else:  # a copy left from another report's bundle in the same folder does not belong here
-        signed.unlink(missing_ok=True)
-    provenance = dict(context.provenance)
-    manifest = {
+
+def manifest(
+    report: GeneratedReport,
+    files: Mapping[str, bytes],
+    *,
+    session: Session,
+    trial_code: str,
+    submission_entries: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The manifest of a stored report's bundle: FILES (`bundle_files`) by hash and size, then
+    the submission datasets' entries, the provenance of the stored context and the signatures."""
+    provenance = dict(services.stored_context(report).provenance)
+    return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "trial": trial_code,
@@ -99,7 +112,7 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
             "pdf_sha256": report.pdf_sha256,
             "context_sha256": report.context_sha256,
         },
-        "files": [_entry(path) for path in files] + _submission_entries(out_dir),
+        "files": [_data_entry(name, data) for name, data in files.items()] + list(submission_entries),
         "protocol": {
             "version": provenance.get("protocol_version"),
             "sha256": provenance.get("protocol_sha256"),
@@ -113,9 +126,36 @@ def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, tr
         "software": provenance.get("software"),
         "signatures": [services.signature_record(s) for s in services.signatures_of(report, session=session)],
     }
+
+
+def manifest_text(manifest: Mapping[str, Any]) -> str:
+    """A manifest as `manifest.json` holds it."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def manifest_file(report: GeneratedReport, *, session: Session, trial_code: str) -> tuple[bytes, str, str]:
+    """(manifest.json, SHA-256, file name) of a stored report's bundle made now from stored data:
+    the manifest `write_bundle` writes to a folder without submission datasets (it lists the
+    report's signatures and signed copy as they are now)."""
+    files = bundle_files(report, session=session, trial_code=trial_code)
+    data = manifest_text(manifest(report, files, session=session, trial_code=trial_code)).encode("utf-8")
+    return data, hashlib.sha256(data).hexdigest(), f"{trial_code}-report-{report.number}-manifest.json"
+
+
+def write_bundle(report: GeneratedReport, out_dir: Path, *, session: Session, trial_code: str) -> Path:
+    """Write the bundle of a stored report into OUT_DIR (created if needed); return the manifest's path."""
+    files = bundle_files(report, session=session, trial_code=trial_code)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (out_dir / name).write_bytes(data)
+    if "report-signed.pdf" not in files:  # a copy left from another report's bundle does not belong here
+        (out_dir / "report-signed.pdf").unlink(missing_ok=True)
+    made = manifest(
+        report, files, session=session, trial_code=trial_code, submission_entries=_submission_entries(out_dir)
+    )
     path = out_dir / "manifest.json"
     previous = _previous_submission(path)
     if previous is not None and any((out_dir / f).is_dir() for f in SUBMISSION_FOLDERS):
-        manifest["submission"] = previous
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        made["submission"] = previous
+    path.write_text(manifest_text(made), encoding="utf-8")
     return path

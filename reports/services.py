@@ -439,14 +439,43 @@ def signature_record(signature: Signature) -> dict[str, str]:
     return asdict(signature_line(signature))
 
 
+def _altered(report: GeneratedReport) -> Conflict:
+    return Conflict(f"report {report.number} does not match its recorded hashes: it was altered")
+
+
 def _verified(report: GeneratedReport) -> GeneratedReport:
     """The stored report, its PDF and context checked against their recorded hashes."""
-    if (
-        _sha256(report.pdf) != report.pdf_sha256
-        or _sha256(report.context_json.encode()) != report.context_sha256
-    ):
-        raise Conflict(f"report {report.number} does not match its recorded hashes: it was altered")
+    if _sha256(report.pdf) != report.pdf_sha256:
+        raise _altered(report)
+    return _context_verified(report)
+
+
+def _context_verified(report: GeneratedReport) -> GeneratedReport:
+    """The stored report with its context checked against its recorded hash (the PDF unread)."""
+    if _sha256(report.context_json.encode()) != report.context_sha256:
+        raise _altered(report)
     return report
+
+
+def stored_context(report: GeneratedReport) -> ReportContext:
+    """The context a stored report was rendered from, read back exactly as it was stored: checked
+    against its recorded hash, and its analysis-results document against the results hash the
+    report recorded (and printed) when it was made."""
+    context = ReportContext.from_json(_context_verified(report).context_json)
+    recorded = {report.results_sha256, str(context.provenance.get("results_sha256"))}
+    if recorded != {_sha256(context.results_json.encode("utf-8"))}:
+        raise Conflict(
+            f"the analysis results of report {report.number} do not match their recorded SHA-256 "
+            f"{report.results_sha256}: they were altered"
+        )
+    return context
+
+
+def results_file(report: GeneratedReport, *, code: str) -> tuple[bytes, str, str]:
+    """(results.json, SHA-256, file name) of a stored report: the analysis-results document its
+    numbers come from, byte for byte, checked against the recorded `results_sha256`."""
+    data = stored_context(report).results_json.encode("utf-8")
+    return data, report.results_sha256, f"{code}-report-{report.number}-results.json"
 
 
 def report_file(

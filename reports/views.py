@@ -1,5 +1,6 @@
 """The report pages of a trial: generate (a background job with its progress), history with
-hashes and signatures, downloads, and signing."""
+hashes and signatures, a stored report's analysis results, downloads (the PDF, its signed copy,
+results.json and the bundle's manifest.json), and signing."""
 
 import uuid
 from typing import Any
@@ -17,9 +18,10 @@ from flask import (
     url_for,
 )
 
-from reports import jobs, services
+from reports import bundle, jobs, services
 from reports.forms import GenerateForm, SignForm
 from reports.models import ReportJob
+from reports.results_view import results_page
 from trials.core.accounts.auth import login_required
 from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
@@ -102,6 +104,18 @@ def job_status(code: str, job_id: uuid.UUID) -> Any:
     return jsonify(job_view(code, job))
 
 
+def _download(data: bytes, sha256: str, name: str, mimetype: str) -> Response:
+    return Response(
+        data,
+        mimetype=mimetype,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-SHA256": sha256,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @bp.get("/<code>/reports/<int:number>/report.pdf")
 @login_required
 def download(code: str, number: int) -> Any:
@@ -109,15 +123,38 @@ def download(code: str, number: int) -> Any:
     pdf, sha256, name = services.report_file(
         report, signed=request.args.get("copy") == "signed", session=db.session, code=code
     )
-    return Response(
-        pdf,
-        mimetype="application/pdf",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-SHA256": sha256,
-            "Cache-Control": "no-store",
-        },
+    return _download(pdf, sha256, name, "application/pdf")
+
+
+@bp.get("/<code>/reports/<int:number>")
+@login_required
+def results(code: str, number: int) -> Any:
+    """A stored report's analysis results, from its stored context (never computed again)."""
+    report = services.get_report(code, number, session=db.session, by=g.principal)
+    page = results_page(services.stored_context(report))
+    copy = services.latest_signed_copy(report, session=db.session)
+    return render_template(
+        "web/results.html",
+        code=code,
+        report=report,
+        page=page,
+        copy=copy,
+        signatures=services.signatures_of(report, session=db.session),
     )
+
+
+@bp.get("/<code>/reports/<int:number>/results.json")
+@login_required
+def results_json(code: str, number: int) -> Any:
+    report = services.get_report(code, number, session=db.session, by=g.principal)
+    return _download(*services.results_file(report, code=code), "application/json")
+
+
+@bp.get("/<code>/reports/<int:number>/manifest.json")
+@login_required
+def manifest_json(code: str, number: int) -> Any:
+    report = services.get_report(code, number, session=db.session, by=g.principal)
+    return _download(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
 
 
 @bp.route("/<code>/reports/<int:number>/sign", methods=["GET", "POST"])
