@@ -60,17 +60,19 @@ def drop_database(url: str) -> None:
 SHARED_FIXTURES = ("report_trial",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group tests for pytest-xdist (`--dist loadgroup`, as scripts/test runs it): the tests of
-    one file and database, or of one shared fixture and database, run on one worker, so a
-    session or module fixture is built once, not once per worker."""
+    one shared session fixture and database run on one worker, so that fixture is built once per
+    database, not once per worker. Other tests go to whichever worker is free."""
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        backend = callspec.params.get("backend", "-") if callspec is not None else "-"
         names = getattr(item, "fixturenames", ())
         shared = next((name for name in SHARED_FIXTURES if name in names), None)
-        scope = shared or item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(f"{scope}@{backend}"))
+        if shared is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend", "-") if callspec is not None else "-"
+        item.add_marker(pytest.mark.xdist_group(f"{shared}@{backend}"))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
