@@ -45,7 +45,7 @@ def _require_admin(session: "Session", principal: "Principal") -> None:
 @json_option
 @with_app
 def backup(out: Path, as_user: str | None, as_json: bool) -> None:
-    """Write a consistent backup of the database to OUT while the application keeps serving
+    """Write a consistent backup of the database to the --out file while the app keeps serving
     (SQLite: online backup API; PostgreSQL: pg_dump --format=custom), with a manifest that lets
     a restore be checked. The backup is recorded in the audit trail."""
     from trials.backup import services
@@ -63,15 +63,15 @@ def backup(out: Path, as_user: str | None, as_json: bool) -> None:
         _require_admin(session, principal)
         services.record_backup(session, manifest, out)
     data: dict[str, Any] = {
-        "file": str(out),
-        "manifest": str(services.manifest_path(out)),
         **manifest.to_dict(),
+        "path": str(out),
+        "manifest": str(services.manifest_path(out)),
     }
 
     def text(d: dict[str, Any]) -> str:
         head = d["audit_chain_head"]
         lines = [
-            f"backup of the {d['backend']} database: {d['file']} ({d['file_bytes']} bytes)",
+            f"backup of the {d['backend']} database: {d['path']} ({d['file_bytes']} bytes)",
             f"  sha256 {d['file_sha256']}",
             f"  manifest {d['manifest']}",
             f"  schema {d['schema_revision']}; audit chain head {head['seq']}:{head['hash']}; "

@@ -579,7 +579,6 @@ def verify_restored(engine: Engine, manifest: Manifest) -> RestoreCheck:
 
 
 def _restore_sqlite(engine: Engine, backup: Path, progress: Progress, pages: int) -> None:
-    _sqlite_file(engine).parent.mkdir(parents=True, exist_ok=True)
     source = sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro", uri=True)
     try:
         connection = engine.raw_connection()
@@ -656,7 +655,7 @@ def restore_database(
     progress("checking the backup file", 0.0)
     manifest = check_backup(backup, backend=backend)
     if backend == "sqlite":
-        _sqlite_file(engine)
+        _sqlite_file(engine).parent.mkdir(parents=True, exist_ok=True)
     counts = _counts_now(engine)
     occupied = tuple(t for t, n in counts.items() if n and t not in BOOKKEEPING_TABLES)
     if occupied and not force:
