@@ -1,31 +1,13 @@
 """`trials report CODE --out DIR` (generate and write the evidence bundle), `trials reports CODE`
 (the history), `trials sign-report CODE NUMBER` and `trials worker` (RQ)."""
 
-import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from trials.core.cli import acting, as_option, emit, fail, json_option, with_app
-
-
-@contextmanager
-def percent_bar(label: str) -> Iterator[Callable[[str, float], None]]:
-    """A progress bar on stderr fed by a service's `progress(step, fraction)` callback."""
-    with click.progressbar(length=100, label=label, file=sys.stderr) as bar:
-        done = [0]
-
-        def progress(_step: str, fraction: float) -> None:
-            step = int(fraction * 100)
-            if step > done[0]:
-                bar.update(step - done[0])
-                done[0] = step
-
-        yield progress
+from trials.core.cli import acting, as_option, emit, fail, json_option, percent_bar, with_app
 
 
 @click.command("report")

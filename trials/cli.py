@@ -14,6 +14,7 @@ import click
 from protocols.cli import protocol
 from reports.cli import export, report, reports, sign_report, worker
 from trials.analyses.cli import analyze, unblind
+from trials.backup.cli import backup, restore
 from trials.core.accounts.cli import sites, users
 from trials.core.audit.cli import audit
 from trials.core.cli import AppLoader, emit, json_option, with_app
@@ -73,6 +74,8 @@ main.add_command(export)
 main.add_command(reports)
 main.add_command(sign_report)
 main.add_command(worker)
+main.add_command(backup)
+main.add_command(restore)
 
 
 @main.group("db")

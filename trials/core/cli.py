@@ -5,6 +5,7 @@ Kept free of heavy imports: `trials --help` must answer quickly.
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,21 @@ def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = Non
         click.echo(text(data))
     elif text is not None:
         click.echo(text)
+
+
+@contextmanager
+def percent_bar(label: str) -> Iterator[Callable[[str, float], None]]:
+    """A progress bar on stderr fed by a service's `progress(step, fraction)` callback."""
+    with click.progressbar(length=100, label=label, file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(_step: str, fraction: float) -> None:
+            step = int(fraction * 100)
+            if step > done[0]:
+                bar.update(step - done[0])
+                done[0] = step
+
+        yield progress
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -35,3 +35,19 @@ def current(url: str) -> str:
     out = io.StringIO()
     command.current(alembic_config(url, stdout=out))
     return out.getvalue().strip()
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision the code's migrations know (a database at another one is from newer code)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
+def head_revision() -> str:
+    """The revision the code's migrations end at."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    return head or ""
