@@ -72,7 +72,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("backend", "-") if callspec is not None else "-"
-        item.add_marker(pytest.mark.xdist_group(f"{shared}@{backend}"))
+        item.add_marker(pytest.mark.xdist_group(f"{shared}-{backend}"))  # xdist splits on "@"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
