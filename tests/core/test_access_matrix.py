@@ -9,9 +9,9 @@ its schema accepts, so that the view's own checks decide) changes nothing the ne
 sees; a refused one is also checked to have written nothing before that rollback.
 """
 
+import base64
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,11 +39,14 @@ from tests.conftest import (
 )
 from tests.core.access_matrix import (
     API_PRINCIPALS,
+    GROUPS,
     MATRIX,
     SKIPPED,
     WEB_PRINCIPALS,
     Outcome,
+    Protocol,
     Row,
+    example_protocol,
     expected_for,
 )
 from trials import create_app
@@ -74,6 +77,8 @@ STAFF = {
     "man_coordinator": "manny:coordinator:TRIAL:MAN",
 }
 ROLES = tuple(name for name in STAFF if name != "man_coordinator")
+
+IDENTIFIER_KEY = base64.urlsafe_b64encode(b"access matrix identifier key 32b").decode()
 
 # The example trial's arms: codes and names, none of which may reach a blinded user.
 ARM_TEXTS = ("CBT", "ATTN", "WAIT", "MoodStep CBT", "Attention-control app", "Waitlist")
@@ -168,7 +173,8 @@ def _build(url: str) -> World:
             headers[name] = bearer(session, principal)
             headers[f"{name}:read"] = bearer(session, principal, scope="read")
         token_ids = {
-            name: accounts.list_tokens(session=session, by=principal)[0].id for name, principal in people.items()
+            name: accounts.list_tokens(session=session, by=principal)[0].id
+            for name, principal in people.items()
         }
         grant_ids = {
             name: session.scalars(select(RoleGrant.id).where(RoleGrant.user_id == principal.user_id)).one()
@@ -177,7 +183,7 @@ def _build(url: str) -> World:
         session.commit()
     engine.dispose()
 
-    app = create_app(app_config(url, REDIS_URL=None))
+    app = create_app(app_config(url, REDIS_URL=None, IDENTIFIER_KEYS=IDENTIFIER_KEY))
     client = app.test_client()
     records: dict[str, dict[str, str]] = {}
     for site, by in (("LDS", "coordinator"), ("MAN", "man_coordinator")):
@@ -260,8 +266,10 @@ def _build(url: str) -> World:
         cookie = web_client.get_cookie(app.config["SESSION_COOKIE_NAME"])
         web[name] = WebClient(web_client, cookie.value if cookie else "", token)
     world = World(url, app, records, web, headers, timings=timings)
-    with make_engine(url).connect() as conn:
-        world.audit_entries = int(conn.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        world.audit_entries = audit_entries(connection)
+    engine.dispose()
     return world
 
 
@@ -323,33 +331,164 @@ def values_for(rule: str, records: dict[str, str]) -> dict[str, str]:
     }
 
 
+def _filled(body: Any) -> Any:
+    """`body` with the example protocol's text for each `Protocol` placeholder."""
+    if body is Protocol:
+        return example_protocol()
+    if isinstance(body, dict):
+        return {key: _filled(value) for key, value in body.items()}
+    return body
+
+
 def ask(world: World, principal: str, method: str, path: str, body: Any) -> Any:
     """`principal`'s request: a web client with its session cookie (and a valid CSRF token for a
-    write), or the API with its bearer token."""
+    write), or the API with its bearer token (none for anonymous)."""
+    body = _filled(body)
     if path.startswith("/api/"):
         headers = world.headers.get(principal, {})
         client = world.web["anonymous"].client
         if method == "GET":
-            return client.open(path, buffered=True, method=method, headers=headers)
+            return client.open(path, method=method, headers=headers, buffered=True)
         if isinstance(body, bytes):
-            return client.open(path, buffered=True, method=method, headers=headers, data=body, content_type="text/csv")
-        return client.open(path, buffered=True, method=method, headers=headers, json=body if body is not None else {})
+            return client.open(path, method=method, headers=headers, data=body, content_type="text/csv")
+        if body is None:
+            return client.open(path, method=method, headers=headers)
+        return client.open(path, method=method, headers=headers, json=body)
     web = world.web[principal]
     web.client.set_cookie(world.app.config["SESSION_COOKIE_NAME"], web.cookie)
     if method == "GET":
-        return web.client.open(path, buffered=True, method=method)
-    return web.client.open(path, buffered=True, method=method, data={"csrf_token": web.csrf, **(body or {})})
+        return web.client.open(path, method=method, buffered=True)
+    return web.client.open(path, method=method, data={"csrf_token": web.csrf, **(body or {})})
 
 
 def outcome_of(response: Any) -> Outcome | None:
-    """What a response means for access; None for anything the matrix does not allow (a 500,
-    a 405, a 401 on the web)."""
+    """What a response means for access; None for anything the matrix never allows (a 500, a
+    405, a 401 on the web...)."""
     status = response.status_code
     if status in (301, 302, 303, 307, 308):
         location = urlsplit(response.headers.get("Location", ""))
         if location.path == "/sign-in" and "next=" in location.query:
             return Outcome.SIGN_IN
         return Outcome.ALLOWED
+    if status in (400, 422) and _never_reached_the_view(response):
+        return None
     if 200 <= status < 300 or status in (400, 409, 422):
         return Outcome.ALLOWED
-    return {401: Outcome.SIGN_IN, 403: Outcome.REFUSED, 404: Outcome.HIDDEN}.get(status)
+    if status == 401 and response.mimetype == "application/problem+json":
+        return Outcome.SIGN_IN
+    return {403: Outcome.REFUSED, 404: Outcome.HIDDEN}.get(status)
+
+
+def _never_reached_the_view(response: Any) -> bool:
+    """A refusal of the request before the view could authorize it: an API body its schema
+    refuses (the row's body no longer fits the route), or a web form's CSRF token refused."""
+    if response.mimetype == "application/problem+json":
+        return bool(response.get_json().get("detail") == "the request body is not valid")
+    return "CSRF" in response.get_data(as_text=True)
+
+
+CSRF = re.compile(r'name="csrf_token"[^>]*value="[^"]*"|value="[^"]*"[^>]*name="csrf_token"')
+
+
+def arms_in(text: str) -> list[str]:
+    """The arm codes and names in `text`, once the trial's code and CSRF tokens are taken out."""
+    text = CSRF.sub("", text.replace(CODE, ""))
+    return [arm for arm in ARM_TEXTS if arm in text]
+
+
+def audit_entries(connection: Any) -> int:
+    return int(connection.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+
+def check_cell(world: World, entry: Row, principal: str, site: str, expected: Outcome) -> str | None:
+    """Ask `entry` as `principal` with `site`'s records; a description of what was wrong, or None."""
+    path = fill(entry.rule, values_for(entry.rule, world.records[site]))
+    if entry.query:
+        path = f"{path}?{entry.query}"
+    with rolled_back(world) as connection:
+        response = ask(world, principal, entry.method, path, entry.body)
+        written = audit_entries(connection) - world.audit_entries
+    got = outcome_of(response)
+    where = f"{entry.method} {path} as {principal}"
+    if got is not expected:
+        detail = response.get_data(as_text=True)
+        detail = (
+            re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", detail))[:300] if response.status_code >= 400 else ""
+        )
+        return f"{where}: expected {expected}, got {response.status_code} ({got}) {detail}"
+    if got is not Outcome.ALLOWED and written:
+        return f"{where}: {response.status_code} but {written} audit entries were written"
+    role = principal.partition(":")[0]
+    if (
+        role in BLINDED
+        and 200 <= response.status_code < 300
+        and entry.method == "GET"
+        and not entry.names_arms
+    ):
+        found = arms_in(response.get_data(as_text=True))
+        if found:
+            return f"{where}: the blinded {role} sees the arms {found}"
+    return None
+
+
+def principals_of(entry: Row) -> tuple[str, ...]:
+    return API_PRINCIPALS if entry.api else WEB_PRINCIPALS
+
+
+def route_methods(app: Flask) -> set[tuple[str, str]]:
+    return {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule not in SKIPPED
+        for method in rule.methods or ()
+        if method in METHODS
+    }
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+
+def test_every_route_and_method_has_one_row(tmp_path: Any) -> None:
+    """A new route without a declared expectation fails here; so does a row whose route is gone."""
+    app = create_app(app_config(f"sqlite:///{tmp_path}/unused.sqlite"))
+    declared = [entry.key for entry in MATRIX]
+    duplicated = {key for key in declared if declared.count(key) > 1}
+    assert not duplicated, f"more than one row for {sorted(duplicated)}"
+    routes = route_methods(app)
+    missing = sorted(routes - set(declared))
+    assert not missing, "routes without a row in tests/core/access_matrix.py: " + ", ".join(
+        f"{method} {rule}" for rule, method in missing
+    )
+    gone = sorted(set(declared) - routes)
+    assert not gone, "rows for routes that no longer exist: " + ", ".join(f"{m} {r}" for r, m in gone)
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert set(SKIPPED) <= rules, f"skipped rules that no longer exist: {set(SKIPPED) - rules}"
+    assert {rule.endpoint for rule in app.url_map.iter_rules() if rule.rule in SKIPPED} == {"static"}
+
+
+def cross_site_expectation(entry: Row, principal: str) -> Outcome:
+    """With the MAN site's records: the LDS coordinator and clinician (web, and both their tokens
+    on the API) get 404, as for a record that does not exist, whether or not their role could
+    act on it at their own site; every other principal gets what it gets at LDS."""
+    expected = expected_for(entry, principal)
+    if principal.partition(":")[0] in GROUPS["SITE"] and expected is not Outcome.SIGN_IN:
+        return Outcome.HIDDEN
+    return expected
+
+
+def test_every_principal_gets_what_the_matrix_declares(world: World) -> None:
+    """Every row, every principal, with the LDS site's records, then the rows that name a
+    participant or their record with the MAN site's (`cross_site_expectation`); a refusal writes
+    nothing; a blinded role's answers carry no arm. One test per database, so that the world is
+    built once per database however the tests are spread over workers; its message lists every
+    cell that went wrong."""
+    wrong = []
+    for entry in MATRIX:
+        for principal in principals_of(entry):
+            wrong.append(check_cell(world, entry, principal, "LDS", expected_for(entry, principal)))
+            if entry.site_bound:
+                wrong.append(
+                    check_cell(world, entry, principal, "MAN", cross_site_expectation(entry, principal))
+                )
+    problems = [problem for problem in wrong if problem]
+    assert not problems, f"{len(problems)} of {len(wrong)} cells went wrong:\n" + "\n".join(problems)
