@@ -11,10 +11,9 @@ sees; a refused one is also checked to have written nothing before that rollback
 
 import base64
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +48,7 @@ from tests.core.access_matrix import (
     example_protocol,
     expected_for,
 )
+from tests.events.conftest import ARM_TEXTS
 from trials import create_app
 from trials.core import migrate
 from trials.core.accounts import services as accounts
@@ -80,9 +80,9 @@ ROLES = tuple(name for name in STAFF if name != "man_coordinator")
 
 IDENTIFIER_KEY = base64.urlsafe_b64encode(b"access matrix identifier key 32b").decode()
 
-# The example trial's arms: codes and names, none of which may reach a blinded user.
-ARM_TEXTS = ("CBT", "ATTN", "WAIT", "MoodStep CBT", "Attention-control app", "Waitlist")
-BLINDED = ("admin", "statistician_blinded", "monitor")  # allocation_visible is False for them
+# Whose answers must carry no arm code or name: the roles the example protocol blinds, and the
+# administrator, who holds no role in the trial (allocation_visible is False for all three).
+BLINDED = ("admin", *GROUPS["BLINDED"])
 
 
 @dataclass
@@ -101,7 +101,6 @@ class World:
     web: dict[str, WebClient]
     headers: dict[str, dict[str, str]]
     audit_entries: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _ok(response: Any, status: int = 201) -> Any:
@@ -110,6 +109,9 @@ def _ok(response: Any, status: int = 201) -> Any:
 
 
 def _stored_report(url: str) -> dict[str, str]:
+    """A report job and a stored report (the blinded one, by the sponsor). The context is built
+    as a job builds it; the PDF stored with it is a placeholder: rendering would take most of
+    this test's time, and no route reads a stored PDF's pages."""
     from reports import build_context
     from reports import services as reports
     from reports.models import Variant
@@ -132,6 +134,10 @@ def _stored_report(url: str) -> dict[str, str]:
 
 
 def _build(url: str) -> World:
+    """The world on the migrated database at `url`, committed: people, tokens, a participant
+    randomized 40 days ago at each site (through the services), then each participant's records
+    (through the API, as their site's coordinator), the stored report, and a signed-in web
+    client per principal with its session cookie and CSRF token."""
     from trials.participants import services as participants
     from trials.participants.models import ScreeningCreate
     from trials.randomization import services as randomization
@@ -146,7 +152,7 @@ def _build(url: str) -> World:
             )
 
         def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *(g for g in grants if g))
+            return create_user_with_grants(session, username, *grants)
 
         people = set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x05" * 32)
         for site, by in (("LDS", "coordinator"), ("MAN", "man_coordinator")):
@@ -183,13 +189,14 @@ def _build(url: str) -> World:
         session.commit()
     engine.dispose()
 
+    # Identifier keys configured, so that writing identifiers reaches its authorization.
     app = create_app(app_config(url, REDIS_URL=None, IDENTIFIER_KEYS=IDENTIFIER_KEY))
     client = app.test_client()
     records: dict[str, dict[str, str]] = {}
     for site, by in (("LDS", "coordinator"), ("MAN", "man_coordinator")):
         label = f"{site}-0001"
         base = f"{API}/participants/{label}"
-        items = {str(n): 1 for n in range(1, 10)}
+        items = {str(n): 1 for n in range(1, 10)}  # item 9 answered 1: a safety event
         assessment = _ok(
             client.post(
                 f"{base}/assessments",
@@ -247,12 +254,9 @@ def _build(url: str) -> World:
     records["LDS"]["token_id"] = str(token_ids["coordinator"])
     records["LDS"]["grant_id"] = str(grant_ids["coordinator"])
 
-    # A stored report (the blinded one) and a report job. The context is built as a job builds
-    # it; the PDF stored with it is a placeholder, since rendering would take most of the time
-    # of this test and no route here reads a PDF's pages.
-    started = time.perf_counter()
     records["LDS"].update(_stored_report(url))
-    timings = {"report": time.perf_counter() - started}
+    # The CSRF token is kept in the session: one page read after signing in gives a token that
+    # every later form of that session accepts.
     web = {}
     for name in ("anonymous", *ROLES):
         web_client = app.test_client()
@@ -265,7 +269,7 @@ def _build(url: str) -> World:
         token = csrf_token(page.get_data(as_text=True))
         cookie = web_client.get_cookie(app.config["SESSION_COOKIE_NAME"])
         web[name] = WebClient(web_client, cookie.value if cookie else "", token)
-    world = World(url, app, records, web, headers, timings=timings)
+    world = World(url, app, records, web, headers)
     engine = make_engine(url)
     with engine.connect() as connection:
         world.audit_entries = audit_entries(connection)
@@ -342,11 +346,14 @@ def _filled(body: Any) -> Any:
 
 def ask(world: World, principal: str, method: str, path: str, body: Any) -> Any:
     """`principal`'s request: a web client with its session cookie (and a valid CSRF token for a
-    write), or the API with its bearer token (none for anonymous)."""
+    write), or the API with its bearer token. The API's requests go with the signed-in sponsor's
+    session cookie, which must count for nothing there: anonymous is a request without a token."""
     body = _filled(body)
     if path.startswith("/api/"):
         headers = world.headers.get(principal, {})
-        client = world.web["anonymous"].client
+        sponsor = world.web["sponsor"]
+        client = sponsor.client
+        client.set_cookie(world.app.config["SESSION_COOKIE_NAME"], sponsor.cookie)
         if method == "GET":
             return client.open(path, method=method, headers=headers, buffered=True)
         if isinstance(body, bytes):
