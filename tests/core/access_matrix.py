@@ -6,8 +6,9 @@ on a row whose route no longer exists, and on any answer other than the one decl
 
 Principals. The web: `anonymous` and one signed-in user of each role (`ROLES`; the coordinator
 and the clinician are staff of site LDS, the other trial roles hold the trial MOOD-CBT-01, the
-administrator holds no trial). The API (`/api/v1/...`): `anonymous` (no token), a write-scope
-token of each role (named like the role) and a read-scope token of each role (`<role>:read`).
+administrator holds no trial). The API (`/api/v1/...`): `anonymous` (no token; the request
+carries a signed-in web session's cookie, which the API must ignore), a write-scope token of
+each role (named like the role) and a read-scope token of each role (`<role>:read`).
 
 Outcomes (`outcome_of` in the test decides which a response is):
 - `allowed`: 2xx, or 3xx other than the sign-in redirect, or 400/409/422, which here are a
@@ -26,7 +27,10 @@ on a GET and is refused any other method, unless the row says otherwise (`read=`
 
 The URL's parameters are the LDS records of the test's world (`values_for` in the test); rows
 with `site_bound` name a participant or one of their records and are asked again with the MAN
-site's records (the cross-site check).
+site's records, when the LDS coordinator and clinician must get `hidden` (404) whatever the row
+says (the cross-site check). Besides the outcome, the test reads the answers: the LDS staff's
+never name the MAN participant or their records, and those of a role the protocol blinds (and
+of the administrator) never name an arm, unless the row says why they may (`names_arms`).
 """
 
 from dataclasses import dataclass
@@ -216,7 +220,7 @@ ADVERSE_EVENT = {
 PROTOCOL_TEXT = "the protocol's document names its arms: that is its design, not anyone's allocation"
 AUDIT_TEXT = (
     "the audit trail records the protocol's documents, which name the arms; an allocation's arm is "
-    "redacted when it is recorded (tests/core/test_audit.py)"
+    "redacted when it is recorded (tests/randomization/test_services.py)"
 )
 
 # -- the matrix --------------------------------------------------------------------------------

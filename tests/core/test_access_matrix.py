@@ -7,6 +7,10 @@ disposition event, an ePRO link and, trial-wide, a stored report. Each request t
 transaction of its own that is rolled back after it, so that an allowed write (sent with a body
 its schema accepts, so that the view's own checks decide) changes nothing the next request
 sees; a refused one is also checked to have written nothing before that rollback.
+
+Besides the outcome, each answer is read: the LDS coordinator's and clinician's answers never
+name the MAN participant or any of their records (lists included), and the answers of a role
+the protocol blinds (and of the administrator) never name an arm.
 """
 
 import base64
@@ -426,6 +430,11 @@ def check_cell(world: World, entry: Row, principal: str, site: str, expected: Ou
     if got is not Outcome.ALLOWED and written:
         return f"{where}: {response.status_code} but {written} audit entries were written"
     role = principal.partition(":")[0]
+    if role in GROUPS["SITE"] and 200 <= response.status_code < 300:
+        text = response.get_data(as_text=True)
+        seen = [value for value in world.records["MAN"].values() if value in text]
+        if seen:
+            return f"{where}: LDS staff see the MAN site's participant or records {seen}"
     if (
         role in BLINDED
         and 200 <= response.status_code < 300
