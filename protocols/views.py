@@ -12,7 +12,7 @@ from trials.core.accounts.auth import form_checks_csrf, login_required
 from trials.core.accounts.permissions import Permission
 from trials.core.accounts.services import authorize
 from trials.core.db import db
-from trials.core.errors import Conflict, DomainError, FieldError, InvalidInput
+from trials.core.errors import Conflict, DomainError, FieldError, Forbidden, InvalidInput
 from trials.core.forms import EXPIRED
 
 bp = Blueprint("protocols", __name__, template_folder="templates", url_prefix="/protocols")
@@ -77,6 +77,13 @@ def _document_page(
 @login_required
 @form_checks_csrf
 def register() -> Any:
+    # A new trial is the administrator's to register, an existing one's protocol is for who
+    # manages it (the service decides which from the document): the form is for them only.
+    if not (
+        g.principal.grant_for(Permission.MANAGE_ACCOUNTS) or g.principal.grant_for(Permission.MANAGE_PROTOCOL)
+    ):
+        raise Forbidden("only an administrator or who manages a trial's protocol may register one")
+
     def save(source: services.Source, _reason: str) -> Any:
         version = services.register(source, session=db.session, by=g.principal)
         code = services.document_of(version).trial.code
