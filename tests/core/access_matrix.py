@@ -431,6 +431,9 @@ MATRIX: list[Row] = [
     *row("/trials/<code>/reports", "GET POST", "RESULTS"),
     *row("/trials/<code>/reports/jobs/<uuid:job_id>", "GET", "RESULTS"),
     *row("/trials/<code>/reports/<int:number>/report.pdf", "GET", "RESULTS"),
+    *row("/trials/<code>/reports/<int:number>", "GET", "RESULTS"),
+    *row("/trials/<code>/reports/<int:number>/results.json", "GET", "RESULTS"),
+    *row("/trials/<code>/reports/<int:number>/manifest.json", "GET", "RESULTS"),
     *row("/trials/<code>/reports/<int:number>/sign", "GET POST", "RESULTS"),
     *row(f"{A}/reports", "GET", "RESULTS"),
     *row(
@@ -438,6 +441,8 @@ MATRIX: list[Row] = [
     ),
     *row(f"{A}/report-jobs/<uuid:job_id>", "GET", "RESULTS"),
     *row(f"{A}/reports/<int:number>/pdf", "GET", "RESULTS"),
+    *row(f"{A}/reports/<int:number>/results.json", "GET", "RESULTS"),
+    *row(f"{A}/reports/<int:number>/manifest.json", "GET", "RESULTS"),
     *row(
         f"{A}/reports/<int:number>/signatures",
         "POST",
