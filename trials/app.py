@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from trials.core.accounts.permissions import Permission
     from trials.core.db import db
     from trials.core.error_handlers import register_error_handlers
+    from trials.core.forms import beside
 
     db.init_app(app)
     auth.init_app(app)
@@ -32,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if hashing:
         services.configure_password_hashing(**hashing)
     app.jinja_env.globals["Permission"] = Permission
+    app.add_template_filter(beside)
 
     from protocols import api as protocols_api
     from protocols import views as protocols_views

@@ -147,8 +147,11 @@ def test_the_coordinator_screens_enrols_randomizes_and_enters_a_phq9_that_raises
     expect(page.locator("#arm")).to_have_text(re.compile("^(CBT|ATTN|WAIT)$"))
     shots.shot(page, "randomized")
 
-    page.get_by_role("button", name="PHQ-9", exact=True).click()
+    # Randomized today: the baseline visit is due, and the page says so.
+    expect(page.locator("#due-now")).to_contain_text("Due now: BL PHQ-9")
+    page.get_by_role("button", name="PHQ-9 (due)", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"PHQ-9 for {label}")
+    expect(page.locator("#visit-due")).to_contain_text("Today falls in BL Baseline")
     total = page.locator("output#live-total")
     expect(total).to_have_text("Not scorable: 0 of 9 items answered (needs at least 7 of 9 and item 9)")
     for number, choice in enumerate(
@@ -203,7 +206,8 @@ def test_the_clinician_records_the_follow_up_of_a_safety_event(
     label = served.data["alert"]
     page = open_page(served)
     sign_in(page, "cleo")
-    page.get_by_role("link", name="Safety events").click()
+    # The clinician's home page lists what needs them: the open safety events of their site.
+    page.get_by_role("link", name=re.compile(r"^\d+ safety events to follow up")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"{CODE} · safety events")
     row = page.locator("#safety-events tbody tr").filter(has=page.get_by_role("link", name=label, exact=True))
     expect(row).to_contain_text("(item 9 = 3)")
@@ -309,7 +313,7 @@ def test_bad_entry_is_shown_beside_its_fields_and_nothing_is_stored(
 
     # An assessment dated tomorrow: refused beside its date, the answers chosen kept.
     page.goto(f"/trials/{CODE}/participants/{served.data['ready']}")
-    page.get_by_role("button", name="PHQ-9", exact=True).click()
+    page.get_by_role("button", name=re.compile(r"^PHQ-9( \(due\))?$")).click()
     page.get_by_label("Date of the assessment").fill(tomorrow)
     for number in range(1, 7):
         answer(page, number, "Several days")

@@ -255,3 +255,16 @@ def test_the_home_page_lists_what_needs_each_roles_attention(
         assert tasks_of(pages[username]) == {}, username
     for page in pages.values():
         no_arm_in(page)
+
+
+def test_every_month_of_the_enrolment_chart_has_a_marker(
+    people: dict[str, Principal], as_user: Any, trial_data: dict[str, str]
+) -> None:
+    page = text_of(as_user("sam").get(DASHBOARD))
+    svg = re.search(r"<svg.*?</svg>", page, re.S)
+    assert svg, "no chart"
+    # A marker per site and month, so that a trial enrolling in its first month (a line needs two
+    # points) still shows its enrolment.
+    lines = re.findall(r'<polyline points="([^"]+)"', svg.group(0))
+    assert len(lines) == 3
+    assert len(re.findall(r"<circle ", svg.group(0))) == sum(len(points.split()) for points in lines)

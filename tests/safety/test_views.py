@@ -185,7 +185,7 @@ def test_a_follow_up_without_the_risk_assessment_answer_shows_the_field_error_an
     assert response.status_code == 422
     page = text_of(response)
     assert "Not saved: nothing was stored" in page
-    assert re.search(r'id="risk_assessment_done-error">[^<]*risk_assessment_done', page)
+    assert re.search(r'id="risk_assessment_done-error">say whether a risk assessment was done<', page)
     assert re.search(r'id="referral-error">[^<]*2000', page)
     assert counts(session) == before
     session.expire_all()

@@ -31,6 +31,14 @@ def show_errors(form: Any, exc: DomainError) -> list[FieldError]:
     return general
 
 
+def beside(messages: Any, name: str) -> str:
+    """Messages shown beside field `name`, joined, each without a leading "name: " (the field's
+    code name belongs in the error summary, not beside the field). A Jinja filter of the app."""
+    texts = [m if isinstance(m, str) else getattr(m, "message", str(m)) for m in messages]
+    prefix = f"{name}: "
+    return " ".join(t[len(prefix) :] if t.startswith(prefix) else t for t in texts)
+
+
 def form_problems(form: Any, code: str = "invalid") -> list[FieldError]:
     """The errors of a form that failed its own validation, as FieldErrors: an expired or missing
     CSRF token as EXPIRED (shown above the form), the others under their field's name."""
