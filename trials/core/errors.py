@@ -35,12 +35,42 @@ def format_path(loc: Iterable[int | str]) -> str:
     return out
 
 
+# Plain words for pydantic's commonest refusals (its own wording, "Input should be a valid
+# integer, unable to parse string as an integer", is for programmers); the rule keeps its type.
+_PLAIN: dict[str, str] = {
+    "missing": "is required",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "date_parsing": "must be a date (YYYY-MM-DD)",
+    "date_from_datetime_parsing": "must be a date (YYYY-MM-DD)",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters",
+}
+
+
+def _plain(err: Any) -> str:
+    template = _PLAIN.get(err["type"])
+    if template is None:
+        return str(err["msg"])
+    try:
+        return template.format(**err.get("ctx", {}))
+    except (KeyError, IndexError):
+        return str(err["msg"])
+
+
 def field_errors(exc: Any, *, whole: str = "body") -> list[FieldError]:
     """Field errors from a pydantic `ValidationError`; `whole` names the input when the path is empty."""
     errors = []
     for err in exc.errors(include_url=False):
         path = format_path(err["loc"])
-        errors.append(FieldError(path, err["type"], f"{path or whole}: {err['msg']}"))
+        errors.append(FieldError(path, err["type"], f"{path or whole}: {_plain(err)}"))
     return errors
 
 
