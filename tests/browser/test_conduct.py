@@ -290,10 +290,8 @@ def test_bad_entry_is_shown_beside_its_fields_and_nothing_is_stored(
 
     # Each message beside its field; the summary above the form says nothing was stored.
     expect(page.get_by_role("alert")).to_contain_text("Not saved: nothing was stored.")
-    error_beside(page, form.get_by_label("Age (years)"), re.compile(r"\S"))
-    error_beside(
-        page, form.get_by_label("Screening PHQ-9 total (0-27)"), re.compile("less than or equal to 27")
-    )
+    error_beside(page, form.get_by_label("Age (years)"), re.compile(r"^must be a whole number$"))
+    error_beside(page, form.get_by_label("Screening PHQ-9 total (0-27)"), re.compile(r"^must be at most 27$"))
     # What was typed is kept.
     expect(form.get_by_label("Screening PHQ-9 total (0-27)")).to_have_value("31")
     expect(form.get_by_label("Screening date")).to_have_value(tomorrow)
