@@ -5,11 +5,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
 from reports import bundle, jobs, services
+from reports.downloads import attachment
 from reports.models import GeneratedReport, ReportJob
 from trials.core.accounts.auth import require_principal
 from trials.core.api import API_PREFIX, operation
@@ -154,7 +155,7 @@ def pdf(code: str, number: int) -> Any:
     data, sha256, name = services.report_file(
         report, signed=request.args.get("copy") == "signed", session=db.session, code=code
     )
-    return _download(data, sha256, name, "application/pdf")
+    return attachment(data, sha256, name, "application/pdf")
 
 
 @operation(
@@ -167,7 +168,7 @@ def pdf(code: str, number: int) -> Any:
 )
 def report_results(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=require_principal())
-    return _download(*services.results_file(report, code=code), "application/json")
+    return attachment(*services.results_file(report, code=code), "application/json")
 
 
 @operation(
@@ -180,19 +181,7 @@ def report_results(code: str, number: int) -> Any:
 )
 def report_manifest(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=require_principal())
-    return _download(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
-
-
-def _download(data: bytes, sha256: str, name: str, mimetype: str) -> Response:
-    return Response(
-        data,
-        mimetype=mimetype,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-SHA256": sha256,
-            "Cache-Control": "no-store",
-        },
-    )
+    return attachment(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
 
 
 @operation(

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     g,
@@ -19,6 +18,7 @@ from flask import (
 )
 
 from reports import bundle, jobs, services
+from reports.downloads import attachment
 from reports.forms import GenerateForm, SignForm
 from reports.models import ReportJob
 from reports.results_view import results_page
@@ -104,18 +104,6 @@ def job_status(code: str, job_id: uuid.UUID) -> Any:
     return jsonify(job_view(code, job))
 
 
-def _download(data: bytes, sha256: str, name: str, mimetype: str) -> Response:
-    return Response(
-        data,
-        mimetype=mimetype,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-SHA256": sha256,
-            "Cache-Control": "no-store",
-        },
-    )
-
-
 @bp.get("/<code>/reports/<int:number>/report.pdf")
 @login_required
 def download(code: str, number: int) -> Any:
@@ -123,7 +111,7 @@ def download(code: str, number: int) -> Any:
     pdf, sha256, name = services.report_file(
         report, signed=request.args.get("copy") == "signed", session=db.session, code=code
     )
-    return _download(pdf, sha256, name, "application/pdf")
+    return attachment(pdf, sha256, name, "application/pdf")
 
 
 @bp.get("/<code>/reports/<int:number>")
@@ -147,14 +135,14 @@ def results(code: str, number: int) -> Any:
 @login_required
 def results_json(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=g.principal)
-    return _download(*services.results_file(report, code=code), "application/json")
+    return attachment(*services.results_file(report, code=code), "application/json")
 
 
 @bp.get("/<code>/reports/<int:number>/manifest.json")
 @login_required
 def manifest_json(code: str, number: int) -> Any:
     report = services.get_report(code, number, session=db.session, by=g.principal)
-    return _download(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
+    return attachment(*bundle.manifest_file(report, session=db.session, trial_code=code), "application/json")
 
 
 @bp.route("/<code>/reports/<int:number>/sign", methods=["GET", "POST"])
