@@ -133,7 +133,14 @@ def seed(url: str, secret_key: str, *, clients: int, waiting: int, randomized: i
     from protocols.document import example_protocol_path
     from trials import create_app
     from trials.core.accounts import services as accounts
-    from trials.core.accounts.models import GrantCreate, Role, SiteCreate, TokenCreate, TrialCreate, UserCreate
+    from trials.core.accounts.models import (
+        GrantCreate,
+        Role,
+        SiteCreate,
+        TokenCreate,
+        TrialCreate,
+        UserCreate,
+    )
     from trials.core.audit import services as audit
     from trials.core.db import db, utctoday
     from trials.participants import services as participants
@@ -159,16 +166,26 @@ def seed(url: str, secret_key: str, *, clients: int, waiting: int, randomized: i
             by = accounts.SYSTEM
             audit.set_actor(session, accounts.actor_for(by, "cli"))
             for s in document.sites:
-                accounts.create_site(SiteCreate(code=s.code, name=s.name, country=s.country), session=session, by=by)
+                accounts.create_site(
+                    SiteCreate(code=s.code, name=s.name, country=s.country), session=session, by=by
+                )
             title = " ".join(document.trial.title.split())
             accounts.create_trial(TrialCreate(code=TRIAL, title=title), session=session, by=by)
             users = [(SPONSOR, "Load Sponsor", Role.SPONSOR, None, sponsor_password)]
             users += [
-                (f"load-coord-{n:03d}", f"Load Coordinator {n}", Role.COORDINATOR, sites[n % len(sites)], None)
+                (
+                    f"load-coord-{n:03d}",
+                    f"Load Coordinator {n}",
+                    Role.COORDINATOR,
+                    sites[n % len(sites)],
+                    None,
+                )
                 for n in range(clients)
             ]
             for username, name, role, site, password in users:
-                data = UserCreate(username=username, printed_name=name, password=password or secrets.token_urlsafe(18))
+                data = UserCreate(
+                    username=username, printed_name=name, password=password or secrets.token_urlsafe(18)
+                )
                 accounts.create_user(data, session=session, by=by)
                 grant = GrantCreate(role=role, trial_code=TRIAL, site_code=site)
                 accounts.grant_role(username, grant, session=session, by=by)
@@ -184,7 +201,9 @@ def seed(url: str, secret_key: str, *, clients: int, waiting: int, randomized: i
                 lockout_threshold=current_app.config["LOCKOUT_THRESHOLD"],
             )
             # Every client's participants could, at worst, fall in one stratum.
-            randomization.go_live(TRIAL, session=session, by=sponsor, slots_per_stratum=clients * (waiting + randomized))
+            randomization.go_live(
+                TRIAL, session=session, by=sponsor, slots_per_stratum=clients * (waiting + randomized)
+            )
         today = utctoday()
         rng = random.Random(20261127)
         for n in range(clients):
@@ -209,7 +228,12 @@ def seed(url: str, secret_key: str, *, clients: int, waiting: int, randomized: i
                     )
                     p = participants.screen(TRIAL, screening, session=session, by=coordinator, today=today)
                     participants.enrol(
-                        TRIAL, p.label, screened + timedelta(days=4), session=session, by=coordinator, today=today
+                        TRIAL,
+                        p.label,
+                        screened + timedelta(days=4),
+                        session=session,
+                        by=coordinator,
+                        today=today,
                     )
                     if earlier:
                         at = datetime.combine(past, dtime(9), tzinfo=UTC) + timedelta(seconds=n * 1000 + i)
@@ -240,7 +264,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(url: str, secret_key: str, workers: int, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    url: str, secret_key: str, workers: int, log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
     """gunicorn with `workers` sync workers: one request per process at a time, as `trials
     serve` runs it. Its error log (warnings included) goes to `log_path`."""
     port = free_port()
@@ -377,6 +403,7 @@ def run_clients(plans: list[Plan], port: int, duration: float) -> tuple[list[Cli
 def reconcile(url: str, logs: list[ClientLog], plans: list[Plan]) -> dict[str, Any]:
     """Compare the database with the answers the clients got; each check is True when it holds."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from trials.assessments.models import Assessment
     from trials.core.audit import services as audit
@@ -400,7 +427,7 @@ def reconcile(url: str, logs: list[ClientLog], plans: list[Plan]) -> dict[str, A
                 AllocationSlot.position,
                 AllocationSlot.participant_id,
                 AllocationSlot.randomized_at,
-            ).where(AllocationSlot.participant_id.is_not(None))  # type: ignore[union-attr]
+            ).where(col(AllocationSlot.participant_id).is_not(None))
         ).all()
         counters = dict(conn.execute(select(StratumCounter.stratum, StratumCounter.last_position)).all())
         audited_inserts = Counter(
@@ -569,8 +596,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--waiting", type=int, default=100, help="enrolled participants per client to randomize")
-    parser.add_argument("--randomized", type=int, default=20, help="participants per client randomized earlier")
+    parser.add_argument(
+        "--waiting", type=int, default=40, help="enrolled participants per client to randomize"
+    )
+    parser.add_argument(
+        "--randomized", type=int, default=5, help="participants per client randomized earlier"
+    )
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args()
@@ -579,8 +610,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:
-        print(f"python bench/load.py --backend {args.backend} --clients {args.clients} "
-              f"--duration {args.duration:g} --workers {args.workers}\n")
+        print(
+            f"python bench/load.py --backend {args.backend} --clients {args.clients} "
+            f"--duration {args.duration:g} --workers {args.workers}\n"
+        )
         for r in results:
             print(markdown(r))
             print(f"(seeding took {r['seeding_s']:.0f} s)\n")
