@@ -267,8 +267,14 @@ def free_port() -> int:
 def start_server(
     url: str, secret_key: str, workers: int, log_path: Path
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """gunicorn with `workers` sync workers: one request per process at a time, as `trials
-    serve` runs it. Its error log (warnings included) goes to `log_path`."""
+    """gunicorn with `workers` sync workers, as `trials serve` runs it. Its error log (warnings
+    included) goes to `log_path`.
+
+    Sync rather than gthread: each request is a short write transaction that the database
+    serializes (one writer at a time on SQLite, two cores for PostgreSQL), so threads in a
+    worker would only queue on the same lock while contending for the GIL; sync workers also
+    beat threaded ones on database writes when measured (ARCHITECTURE.md). The clients beyond
+    the workers wait in the listen backlog: it shows as latency, never as a refused request."""
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     env = {**os.environ, "TRIALS_DATABASE_URL": url, "TRIALS_SECRET_KEY": secret_key}
