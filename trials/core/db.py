@@ -4,6 +4,9 @@ Services take a `Session` and only flush; the request (or CLI command) that call
 once on success and rolls back on any error (ARCHITECTURE.md convention 4).
 """
 
+import logging
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +16,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
@@ -74,6 +78,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 SNAPSHOT_OPTION = "trials_snapshot"
 
+log = logging.getLogger(__name__)
+
+# SQLite: how often BEGIN IMMEDIATE is tried again when the write lock stays busy past the busy
+# timeout, and the first pause between tries (doubled each time).
+SQLITE_BEGIN_ATTEMPTS = 6
+SQLITE_BEGIN_BACKOFF = 0.05
+SQLITE_BUSY_LOG = "SQLite write lock busy at BEGIN IMMEDIATE"
+
+
+class SQLiteBeginRetries:
+    """Count of the BEGIN IMMEDIATE statements this process tried again on a busy write lock."""
+
+    count = 0
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and real transactions."""
@@ -107,7 +125,43 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         snapshot = connection.get_execution_options().get(SNAPSHOT_OPTION, False)
-        connection.exec_driver_sql("BEGIN DEFERRED" if snapshot else "BEGIN IMMEDIATE")
+        if snapshot:
+            connection.exec_driver_sql("BEGIN DEFERRED")
+        else:
+            _begin_immediate(connection)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
+    return "database is locked" in str(exc.orig)
+
+
+def _begin_immediate(connection: Any) -> None:
+    """BEGIN IMMEDIATE, tried again with a growing pause while SQLite answers that the database
+    is locked (after its busy timeout, or at once where SQLite does not wait, as while another
+    connection recovers the WAL index). Nothing has been done in the transaction before BEGIN,
+    so trying again is safe; each retry is counted and logged, and the last failure raised."""
+    pause = SQLITE_BEGIN_BACKOFF
+    for attempt in range(1, SQLITE_BEGIN_ATTEMPTS + 1):
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if attempt == SQLITE_BEGIN_ATTEMPTS or not _is_busy(exc):
+                raise
+            SQLiteBeginRetries.count += 1
+            log.warning(
+                "%s (%s): retry %d of %d in %.2f s",
+                SQLITE_BUSY_LOG,
+                exc.orig,
+                attempt,
+                SQLITE_BEGIN_ATTEMPTS - 1,
+                pause,
+            )
+            time.sleep(pause)
+            pause *= 2
 
 
 class DatabaseState:
