@@ -123,13 +123,21 @@ def build(url: str) -> World:
             people[key] = create_user_with_grants(session, username, *spec, name=printed)[1]
         stored["user_account.printed_name"] = [printed for _, _, printed in names.values()]
         protocols.lock(
-            CODE, 1, password="correct horse battery staple", session=session, by=people["sponsor"],
+            CODE,
+            1,
+            password="correct horse battery staple",
+            session=session,
+            by=people["sponsor"],
             lockout_threshold=6,
         )
-        randomization.go_live(CODE, session=session, by=people["sponsor"], seed=b"\x09" * 32, slots_per_stratum=12)
+        randomization.go_live(
+            CODE, session=session, by=people["sponsor"], seed=b"\x09" * 32, slots_per_stratum=12
+        )
         headers = {name: bearer(session, principal) for name, principal in people.items()}
         token_name = payload("T-token", 100)
-        accounts.create_token(TokenCreate(name=token_name, scope="read"), session=session, by=people["coordinator"])
+        accounts.create_token(
+            TokenCreate(name=token_name, scope="read"), session=session, by=people["coordinator"]
+        )
         stored["api_token.name"] = [token_name]
         session.commit()
     engine.dispose()
@@ -153,12 +161,21 @@ def build(url: str) -> World:
     )
     label = screened["label"]
     base = f"{API}/participants/{label}"
-    _ok(client.post(f"{base}/enrol", json={"consent_date": (RANDOMIZED - timedelta(days=7)).isoformat()}, headers=lds), 200)
+    _ok(
+        client.post(
+            f"{base}/enrol", json={"consent_date": (RANDOMIZED - timedelta(days=7)).isoformat()}, headers=lds
+        ),
+        200,
+    )
     _ok(client.post(f"{base}/randomize", json={}, headers=lds), 200)
     assessment = _ok(
         client.post(
             f"{base}/assessments",
-            json={"instrument": "PHQ-9", "assessed_on": TODAY.isoformat(), "items": {str(n): 1 for n in range(1, 10)}},
+            json={
+                "instrument": "PHQ-9",
+                "assessed_on": TODAY.isoformat(),
+                "items": {str(n): 1 for n in range(1, 10)},
+            },
             headers=lds,
         )
     )
@@ -221,10 +238,13 @@ def build(url: str) -> World:
     stored["disposition_event.reason"] = [disposition_reason]
     unblinding_reason = payload("U-emergency", 2000)
     _ok(
-        client.post(f"{base}/emergency-unblinding", json={"reason": unblinding_reason}, headers=headers["clinician"])
+        client.post(
+            f"{base}/emergency-unblinding", json={"reason": unblinding_reason}, headers=headers["clinician"]
+        )
     )
     stored["emergency_unblinding.reason"] = [unblinding_reason]
-    filename = payload("F-file", 255)
+    # A file name keeps only its last part (tests/hostile/test_paths.py): no slash here.
+    filename = f"F-file {IMAGE}{BREAKOUT} {JAVASCRIPT_URL} {SQL[0]} {SQL[1]}.csv"
     csv_text = f"participant,day,sessions,minutes,modules_completed\r\n{label},{TODAY.isoformat()},1,20,0\r\n"
     _ok(
         client.post(
@@ -242,8 +262,8 @@ def build(url: str) -> World:
     _ok(client.post(f"{API}/unblinding", json={"reason": trial_reason}, headers=headers["statistician"]))
     stored["trial_unblinding.reason"] = [trial_reason]
     # Reasons and changed values are kept in the audit trail.
-    stored["audit_entry.reason"] = [correction_reason, change_reason, unblinding_reason, lock_reason]
-    stored["audit_entry.new_value"] = [changed_term, referral]
+    stored["audit_entry.reason"] = [correction_reason, change_reason, lock_reason]
+    stored["audit_entry.new_value"] = [audit.encode_value(changed_term), audit.encode_value(referral)]
     records = {
         "label": label,
         "assessment_id": assessment["id"],
