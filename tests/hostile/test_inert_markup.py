@@ -17,7 +17,7 @@ from sqlalchemy import String, Text, text
 from sqlmodel import Session, SQLModel
 
 from tests.conftest import PASSWORD, create_database, drop_database, sign_in
-from tests.hostile.world import CODE, IMAGE, JAVASCRIPT_URL, SCRIPT, World, build
+from tests.hostile.world import CODE, IMAGE, JAVASCRIPT_URL, SCRIPT, SQL, World, build
 from trials.core import migrate
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
@@ -321,3 +321,38 @@ def test_the_report_pdf_carries_the_payloads_as_text_and_no_actions(world: World
         if isinstance(obj, pikepdf.Dictionary):
             assert obj.get("/S") not in ("/JavaScript", "/Launch", "/URI", "/SubmitForm", "/ImportData")
             assert "/JS" not in obj
+
+
+@pytest.mark.parametrize("needle", SQL)
+def test_sql_in_searches_and_filters_matches_only_as_literal_text(world: World, needle: str) -> None:
+    client = world.app.test_client()
+    assert sign_in(client, "moe", PASSWORD).status_code == 302
+    participants = client.get(f"/trials/{CODE}/participants", query_string={"q": needle})
+    assert participants.status_code == 200
+    assert world.label not in participants.get_data(as_text=True)
+    found = client.get(f"/trials/{CODE}/participants", query_string={"q": world.label[-4:]})
+    assert world.label in found.get_data(as_text=True)
+    safety = client.get(f"/trials/{CODE}/safety-events", query_string={"participant": needle})
+    assert safety.status_code == 200
+    assert world.label not in safety.get_data(as_text=True)
+    headers = world.headers["monitor"]
+    for key in ("username", "table", "record_id", "action"):
+        answer = client.get("/api/v1/audit", query_string={key: needle}, headers=headers)
+        assert answer.status_code == 200, key
+        assert answer.get_json()["total"] == 0, key
+        page = client.get("/audit", query_string={key: needle})
+        assert page.status_code == 200
+    everything = client.get("/api/v1/audit", headers=headers).get_json()["total"]
+    assert everything > 0
+    # Identifiers in URLs are looked up as text: nothing matches, nothing runs.
+    assert client.get(f"/api/v1/trials/{needle}/participants", headers=headers).status_code == 404
+    response = client.get(f"/api/v1/trials/{CODE}/participants/{needle}", headers=headers)
+    assert response.status_code == 404
+    assert client.get(f"/trials/{CODE}/participants/{needle}").status_code == 404
+    engine = make_engine(world.url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM participant")).scalar_one() == 1
+            assert audit.verify_chain(connection).ok
+    finally:
+        engine.dispose()
