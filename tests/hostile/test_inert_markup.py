@@ -9,16 +9,14 @@ is put in one of these.
 
 import io
 import re
-from collections.abc import Iterator
 
 import lxml.html
 import pytest
 from sqlalchemy import String, Text, text
 from sqlmodel import Session, SQLModel
 
-from tests.conftest import PASSWORD, create_database, drop_database, sign_in
-from tests.hostile.world import CODE, IMAGE, JAVASCRIPT_URL, SCRIPT, SQL, World, build
-from trials.core import migrate
+from tests.conftest import PASSWORD, sign_in
+from tests.hostile.world import CODE, IMAGE, JAVASCRIPT_URL, SCRIPT, SQL, World
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
 
@@ -162,18 +160,6 @@ def text_columns() -> set[str]:
         for column in table.columns
         if isinstance(column.type, String | Text) and not column.name.endswith("id")
     }
-
-
-@pytest.fixture(scope="module")
-def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    url = create_database(backend, tmp_path_factory.mktemp("hostile"))
-    try:
-        migrate.upgrade(url)
-        built = build(url)
-        yield built
-        built.app.extensions["trials_db"].engine.dispose()
-    finally:
-        drop_database(url)
 
 
 def test_every_text_column_is_classified(world: World) -> None:
