@@ -33,7 +33,6 @@ DERIVED = {
     "notification.body": "composed from a safety event's or adverse event's record",
     "outbox_message.subject": "a notification's subject",
     "outbox_message.body": "a notification's body",
-    "protocol_version.amendment_reason": "an amendment's reason (tests/protocols)",
     "data_query.message": "composed by the application from its check's rule",
     "report_job.step": "the name of a report job's step",
     "report_job.error": "a report job's failure, written by the application",

@@ -255,6 +255,17 @@ def build(url: str) -> World:
         ),
     )
     stored["import_batch.filename"] = [filename]
+    amended = json.loads(source_text)
+    amended["trial"]["short_title"] = payload("P-amended", 80)
+    amendment_reason = payload("R-amendment", 2000)
+    _ok(
+        client.post(
+            f"/api/v1/protocols/{CODE}/amendments",
+            json={"document": amended, "reason": amendment_reason},
+            headers=headers["sponsor"],
+        )
+    )
+    stored["protocol_version.amendment_reason"] = [amendment_reason]
     lock_reason = payload("L-lock", 2000)
     _ok(client.post(f"{API}/database-lock", json={"reason": lock_reason}, headers=headers["sponsor"]))
     stored["database_lock.reason"] = [lock_reason]
