@@ -1,5 +1,7 @@
 """Rate limits per client address on sign-in, password re-entry and self-report links."""
 
+import ipaddress
+import random
 import time
 import types
 from collections.abc import Iterator
@@ -175,3 +177,28 @@ def test_limits_are_off_in_tests_unless_turned_on_and_on_in_production(database_
 def test_bad_limit_settings_are_refused_at_start_up(key: str, value: Any) -> None:
     with pytest.raises(ConfigurationError, match=key):
         create_app(app_config("sqlite://", **{key: value}))
+
+
+def test_processes_sharing_redis_share_the_count(database_url: str, connection: Connection, ann: Any) -> None:
+    redis = {"RATELIMIT_STORAGE_URL": "redis://127.0.0.1:6379/14", "LOCKOUT_THRESHOLD": 100}
+    first, second = limited(database_url, connection, **redis), limited(database_url, connection, **redis)
+    address = str(ipaddress.IPv6Address(random.getrandbits(128)))  # its own counter on a shared Redis
+    try:
+        assert attempt(first.test_client(), address=address).status_code == 401
+        assert attempt(second.test_client(), address=address).status_code == 401
+        assert attempt(first.test_client(), address=address).status_code == 401
+        assert attempt(second.test_client(), address=address).status_code == 429
+    finally:
+        for app in (first, second):
+            app.extensions["trials_db"].engine.dispose()
+
+
+def test_an_unreachable_redis_falls_back_to_counting_in_memory(
+    database_url: str, connection: Connection, ann: Any
+) -> None:
+    app = limited(database_url, connection, RATELIMIT_STORAGE_URL="redis://127.0.0.1:1/0")
+    client = app.test_client()
+    try:
+        assert [attempt(client).status_code for _ in range(LIMIT + 1)] == [401] * LIMIT + [429]
+    finally:
+        app.extensions["trials_db"].engine.dispose()

@@ -110,6 +110,8 @@ def init_app(app: Flask) -> Limiter:
         key_prefix="trials",
         enabled=bool(enabled),
         on_breach=_on_breach,
+        # Redis out of reach: count in this process rather than refuse every sign-in.
+        in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
     app.extensions["trials_limiter"] = limiter
