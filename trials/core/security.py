@@ -4,9 +4,10 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from trials.core.error_handlers import problem_response, wants_json
 from trials.core.errors import InvalidInput
 
 CONTENT_SECURITY_POLICY = (
@@ -66,9 +67,22 @@ class _LimitStreamedBodies:
         return result
 
 
+def _too_large(_error: RequestEntityTooLarge) -> Any:
+    """413 naming the limit, before any of the body is read when its length is declared."""
+    limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+    size = f"{limit / 1024 / 1024:g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    title = "Request Entity Too Large"
+    detail = f"the request is larger than the limit of {size}: send a smaller file, or split it"
+    if wants_json():
+        return problem_response(413, title, detail)
+    page = render_template("trials/error.html", status=413, title=title, detail=detail, errors=[])
+    return page, 413
+
+
 def init_app(app: Flask) -> None:
     app.wsgi_app = _LimitStreamedBodies(app.wsgi_app, app)  # type: ignore[method-assign]
     app.before_request(_refuse_nul_bytes)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
 
     @app.after_request
     def _headers(response: Response) -> Response:
