@@ -1,4 +1,4 @@
-"""The hostile world (tests/hostile/world.py), built once per database for each test module."""
+"""The hostile world (tests/hostile/world.py), built once per database for this folder."""
 
 from collections.abc import Iterator
 
@@ -9,7 +9,7 @@ from tests.hostile.world import World, build
 from trials.core import migrate
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     url = create_database(backend, tmp_path_factory.mktemp("hostile"))
     try:

@@ -6,7 +6,8 @@ names), a coordinator and a clinician whose printed names are payloads, and thro
 participant with an assessment (a safety event, followed up with a payload referral), an
 adverse event (term changed with a reason), a disposition event, an emergency unblinding, an
 imported engagement file named by a payload, then the database lock and the trial's
-unblinding, each with a payload reason. `STORED` names where each payload must come back.
+unblinding, each with a payload reason, and the blinded evidence report stored. `stored`
+names where each payload must come back.
 """
 
 import json
@@ -86,6 +87,28 @@ def _hostile_protocol() -> tuple[str, list[str]]:
 def _ok(response: Any, status: int = 201) -> Any:
     assert response.status_code == status, response.get_data(as_text=True)
     return response.get_json()
+
+
+def _stored_report(url: str) -> str:
+    """The blinded evidence report, rendered and stored as a report job stores it (by the
+    sponsor); returns the job's id."""
+    from reports import build_context, render_pdf
+    from reports import services as reports
+    from reports.models import Variant
+
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        sponsor = accounts.load_principal(accounts.get_user("sam", session=session), session=session)
+        audit.set_actor(session, accounts.actor_for(sponsor, "cli"))
+        job = reports.request_report(
+            CODE, Variant.BLINDED, session=session, by=sponsor, channel="cli", runner="inline"
+        )
+        context = build_context(CODE, session=session, by=sponsor, variant="blinded")
+        reports.store_report(CODE, Variant.BLINDED, context, render_pdf(context), session=session, by=sponsor)
+        session.commit()
+        job_id = str(job.id)
+    engine.dispose()
+    return job_id
 
 
 def build(url: str) -> World:
@@ -276,6 +299,7 @@ def build(url: str) -> World:
     stored["audit_entry.reason"] = [correction_reason, change_reason, lock_reason]
     stored["audit_entry.new_value"] = [audit.encode_value(changed_term), audit.encode_value(referral)]
     records = {
+        "job_id": _stored_report(url),
         "label": label,
         "assessment_id": assessment["id"],
         "safety_event_id": safety_event,
