@@ -19,7 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
 
     from trials.core import security
-    from trials.core.accounts import auth, services
+    from trials.core.accounts import auth, ratelimit, services
     from trials.core.accounts.permissions import Permission
     from trials.core.db import db
     from trials.core.error_handlers import register_error_handlers
@@ -113,4 +113,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     # The home page's "needs your attention" list, counted as the dashboard counts.
     accounts_views.set_task_provider(app, home_tasks)
+    # Rate limits on the routes that take a password or a self-report link's token.
+    ratelimit.init_app(app)
     return app

@@ -35,7 +35,23 @@ def default_config(instance_path: str) -> dict[str, Any]:
         # The Nth consecutive wrong password locks the account (DOMAIN.md section 6).
         "LOCKOUT_THRESHOLD": 6,
         "WTF_CSRF_TIME_LIMIT": None,
-        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        # The largest request body accepted, in MiB (a CSV import upload is the largest);
+        # a larger one is refused with 413 before it is read. MAX_CONTENT_LENGTH, in bytes,
+        # overrides it when set.
+        "MAX_UPLOAD_MB": 16,
+        # Rate limits per client address, in the notation "N per second|minute|hour|day"
+        # joined by ";". Sign-in and password re-entry for a signature (POST), counted per
+        # route; a self-report link page (every request).
+        "SIGN_IN_RATE_LIMIT": "20 per minute; 200 per hour",
+        "EPRO_RATE_LIMIT": "30 per minute; 300 per hour",
+        # None: on, except when ENV is 'testing' (tests that check the limits turn them on).
+        "RATELIMIT_ENABLED": None,
+        # Where the counters live: memory:// counts within one process; several processes or
+        # hosts must share redis://. None: REDIS_URL when it is set, else memory://.
+        "RATELIMIT_STORAGE_URL": None,
+        # How many proxies in front of the app append to X-Forwarded-For; 0 believes none and
+        # takes the address of the connection as the client's.
+        "TRUSTED_PROXIES": 0,
         "API_TOKEN_DEFAULT_DAYS": 90,
         # The SMTP server that `trials outbox send` relays queued e-mail to.
         "SMTP_HOST": None,
@@ -80,6 +96,33 @@ def _check_identifier_keys(config: Any) -> None:
             )
 
 
+def _whole_number(config: Any, key: str, low: int, high: int) -> int:
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _check_limits(config: dict[str, Any]) -> None:
+    """Request size and rate limits; fills in MAX_CONTENT_LENGTH and RATELIMIT_ENABLED."""
+    from limits import parse_many
+
+    megabytes = _whole_number(config, "MAX_UPLOAD_MB", 1, 1024)
+    if config.get("MAX_CONTENT_LENGTH") is None:
+        config["MAX_CONTENT_LENGTH"] = megabytes * 1024 * 1024
+    _whole_number(config, "TRUSTED_PROXIES", 0, 10)
+    for key in ("SIGN_IN_RATE_LIMIT", "EPRO_RATE_LIMIT"):
+        try:
+            parse_many(str(config.get(key) or ""))
+        except ValueError as exc:
+            raise ConfigurationError(f"{key} must be a rate such as '20 per minute; 200 per hour'") from exc
+    enabled = config.get("RATELIMIT_ENABLED")
+    if enabled is None:
+        config["RATELIMIT_ENABLED"] = config.get("ENV") != "testing"
+    elif not isinstance(enabled, bool):
+        raise ConfigurationError("RATELIMIT_ENABLED must be true or false")
+
+
 def validate_config(config: dict[str, Any], *, debug: bool) -> None:
     """Refuse configurations that are unsafe outside development and testing."""
     env = config.get("ENV")
@@ -96,5 +139,6 @@ def validate_config(config: dict[str, Any], *, debug: bool) -> None:
     hours = config.get("EPRO_LINK_HOURS")
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 30:
         raise ConfigurationError("EPRO_LINK_HOURS must be a whole number of hours from 1 to 720")
+    _check_limits(config)
     if relaxed and not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = os.urandom(32).hex()
