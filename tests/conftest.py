@@ -57,7 +57,7 @@ def drop_database(url: str) -> None:
 
 
 # Fixtures built once per worker and shared by tests of several files.
-SHARED_FIXTURES = ("report_trial",)
+SHARED_FIXTURES = ("report_trial", "world")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
