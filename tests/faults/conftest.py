@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,13 +88,11 @@ def free_port() -> int:
         return port
 
 
-def port_is_free(port: int) -> bool:
+def nothing_listens(port: int) -> bool:
+    """Whether no server listens on the port (connections closed there may linger in TIME_WAIT,
+    which a new server's SO_REUSEADDR ignores)."""
     with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 class Server:
@@ -143,19 +142,8 @@ class Server:
         return self.process.pid
 
     def worker_pids(self) -> set[int]:
-        """The gunicorn workers: the master's children."""
-        children = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.pid:
-                children.add(int(entry.name))
-        return children
+        """The gunicorn workers: the master's living children."""
+        return {pid for pid, state, ppid, _group in _processes() if ppid == self.pid and state not in "ZX"}
 
     def signal_group(self, sig: signal.Signals) -> None:
         assert self.process is not None
@@ -168,22 +156,34 @@ class Server:
         """SIGKILL the whole group (master and workers) and reap the master."""
         if self.process is None:
             return
-        self.signal_group(signal.SIGKILL)
+        if self.process.poll() is None or self._group_alive():
+            self.signal_group(signal.SIGKILL)
         self.process.wait(timeout=30)
-        # Workers are reaped by init once the master is gone; wait until none is left.
+        # The workers, orphaned, die on their own signal; wait until none is left running.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self._group_alive():
             time.sleep(0.05)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not port_is_free(self.port):
+        while time.monotonic() < deadline and not nothing_listens(self.port):
             time.sleep(0.05)
 
     def _group_alive(self) -> bool:
+        return any(group == self.pid and state not in "ZX" for _pid, state, _ppid, group in _processes())
+
+
+def _processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.killpg(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid, group = stat.rsplit(")", 1)[1].split()[:3]
+        found.append((int(entry.name), state, int(ppid), int(group)))
+    return found
 
 
 @pytest.fixture
@@ -278,3 +278,31 @@ def chain_verifies(url: str) -> int:
         engine.dispose()
     assert report.ok, report
     return report.entries_checked
+
+
+def wait_for(condition: Callable[[], Any], what: str, *, deadline_seconds: float = 60) -> Any:
+    """Poll `condition` until it returns something true, and return that; fail naming `what` if
+    it never does (the deadline only stops a broken test from hanging)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.002)
+    raise AssertionError(f"never happened within {deadline_seconds} s: {what}")
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def committed_count(url: str, table: str) -> int:
+    """Rows of `table` committed, read without waiting for any lock: a read-only SQLite
+    connection (WAL readers never wait for the writer) or a PostgreSQL autocommit one."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
+        try:
+            return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+        finally:
+            conn.close()
+    return count(url, f'SELECT count(*) FROM "{table}"')
