@@ -201,13 +201,13 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.kill()
 
 
-def _enrolled(session: Session, by: Any, site: str) -> str:
+def _enrolled(session: Session, by: Any, site: str, phq9: int = 12) -> str:
     data = ScreeningCreate.model_validate(
         {
             "site_code": site,
             "screened_on": CONSENTED,
             "age_years": 30,
-            "screening_phq9": 12,
+            "screening_phq9": phq9,
             "inclusion_met": True,
             "exclusion_present": False,
         }
@@ -222,7 +222,8 @@ def live_trial(
 ) -> dict[str, Any]:
     """Commit on the database at `url`: the example trial locked and live, its staff, `randomized`
     participants at LDS randomized `randomized_days_ago` days ago, and `enrolled` participants per
-    site not yet randomized. Returns their labels and API token headers for the staff."""
+    site not yet randomized, their screening PHQ-9 alternately 12 and 16 (the two severity strata
+    of each site). Returns their labels and API token headers for the staff."""
     engine = make_engine(url)
     try:
         with Session(engine, expire_on_commit=False) as session:
@@ -248,7 +249,7 @@ def live_trial(
                     session.add(slot)
                 labels.append(label)
             waiting = {
-                site: [_enrolled(session, people[site.lower()], site) for _ in range(n)]
+                site: [_enrolled(session, people[site.lower()], site, (12, 16)[i % 2]) for i in range(n)]
                 for site, n in (enrolled or {}).items()
             }
             headers = {name: bearer(session, principal) for name, principal in people.items()}
