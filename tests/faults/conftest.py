@@ -114,6 +114,8 @@ class Server:
             "TRIALS_ENV": "testing",
             "TRIALS_SECRET_KEY": SECRET_KEY,
             "TRIALS_PASSWORD_HASHING": json.dumps(FAST_HASHING),
+            # Plain HTTP on the loopback: the session cookie must travel without TLS.
+            "TRIALS_SESSION_COOKIE_SECURE": "false",
         }
         argv = [str(gunicorn), "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
         argv += ["--timeout", "120", "trials:create_app()"]

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import asdict
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -32,7 +32,19 @@ def database_unavailable(error: BaseException | None) -> bool:
     """Whether `error` says the database cannot be reached now (a 503), rather than a fault of
     the request or of the code: a connection refused, cut or invalidated, a server shutting
     down or starting up (psycopg's OperationalError and its subclasses, e.g. AdminShutdown and
-    CannotConnectNow), a SQLite file locked or unreadable."""
+    CannotConnectNow), a SQLite file locked or unreadable. An error raised while such an error
+    was being handled (clean-up code touching the lost connection raises SQLAlchemy's
+    PendingRollbackError) counts as the error that caused it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if _unavailable_itself(error):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _unavailable_itself(error: BaseException) -> bool:
     if isinstance(error, DisconnectionError):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
@@ -82,17 +94,22 @@ def _render(status: int, title: str, detail: str, errors: list[FieldError] | Non
     html = render_template(
         "trials/error.html", status=status, title=title, detail=detail, errors=errors or []
     )
-    if status == 503:
-        return html, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return html, status
 
 
 def _unavailable(error: BaseException) -> Any:
-    # The page is rendered without the database (the error page reads only `g`); the session's
-    # transaction is rolled back when the response is finished.
+    # The request's transaction is rolled back when the response is finished.
     cause = getattr(error, "orig", None) or error  # the driver's message, without statement or values
     log.warning("database unavailable on %s %s: %s", request.method, request.path, cause)
-    return _render(503, UNAVAILABLE_TITLE, UNAVAILABLE_DETAIL)
+    if wants_json():
+        return problem_response(503, UNAVAILABLE_TITLE, UNAVAILABLE_DETAIL)
+    # Rendered by the Jinja environment alone: Flask's template context processors include
+    # Flask-Login's, which loads the signed-in user from the database. The page needs only the
+    # environment's globals (url_for, g, csrf_token).
+    html = current_app.jinja_env.get_template("trials/error.html").render(
+        status=503, title=UNAVAILABLE_TITLE, detail=UNAVAILABLE_DETAIL, errors=[]
+    )
+    return html, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def register_error_handlers(app: Flask) -> None:
