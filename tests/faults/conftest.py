@@ -5,6 +5,7 @@ of its own, so that SIGKILL reaches the master and its workers at once. The fixt
 group and waits for the port to be free again whether the test passed or failed.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -38,7 +39,11 @@ CODE = "MOOD-CBT-01"
 BASE = f"/api/v1/trials/{CODE}"
 TODAY = datetime.now(UTC).date()
 CONSENTED = TODAY - timedelta(days=730)
-STAFF = {"sponsor": "sam:sponsor:TRIAL", "lds": "cora:coordinator:TRIAL:LDS", "man": "manny:coordinator:TRIAL:MAN"}
+STAFF = {
+    "sponsor": "sam:sponsor:TRIAL",
+    "lds": "cora:coordinator:TRIAL:LDS",
+    "man": "manny:coordinator:TRIAL:MAN",
+}
 SECRET_KEY = "fault-tests-secret-key"
 STARTUP_SECONDS = 60
 # What a request that never got its answer raises: refused, reset, or cut off mid-response.
@@ -149,10 +154,8 @@ class Server:
 
     def signal_group(self, sig: signal.Signals) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def kill(self) -> None:
         """SIGKILL the whole group (master and workers) and reap the master."""

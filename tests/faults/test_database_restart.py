@@ -77,7 +77,9 @@ class PrivateCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.run(
+            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
+        )
         self.running = True
 
     def stop(self, mode: str) -> None:
@@ -95,7 +97,9 @@ class PrivateCluster:
 @pytest.fixture
 def private_postgres() -> Iterator[PrivateCluster]:
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"the PostgreSQL 15 server binaries are not installed ({PG_BIN}): apt-get install postgresql-15")
+        pytest.skip(
+            f"the PostgreSQL 15 server binaries are not installed ({PG_BIN}): apt-get install postgresql-15"
+        )
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         pytest.skip("running as root without runuser: the PostgreSQL server cannot be started as postgres")
     cluster = PrivateCluster()
@@ -140,8 +144,11 @@ class WebClient:
             r'name="csrf_token" value="([^"]+)"', page
         )
         assert token, page
-        answer = self.request("/sign-in", {"username": username, "password": PASSWORD, "csrf_token": token[1]})
-        assert answer.status == 200 and "Sign out" in answer.text, answer.text[:500]
+        answer = self.request(
+            "/sign-in", {"username": username, "password": PASSWORD, "csrf_token": token[1]}
+        )
+        assert answer.status == 200, answer.text[:500]
+        assert "Sign out" in answer.text
 
 
 @dataclass
@@ -230,7 +237,8 @@ def clean_failure(outcome: Outcome) -> None:
     assert answer.headers["Retry-After"] == "5"
     if outcome.kind == "web":
         assert answer.headers.get_content_type() == "text/html"
-        assert "503" in answer.text and "The database is unavailable" in answer.text
+        assert "503" in answer.text
+        assert "The database is unavailable" in answer.text
     else:
         assert answer.headers.get_content_type() == "application/problem+json"
         problem = answer.json()
@@ -258,17 +266,24 @@ def test_the_same_server_fails_cleanly_while_postgresql_is_down_and_recovers_wit
         for mode in ("fast", "immediate"):
             began = time.monotonic()
             wait_for(
-                lambda: sum(succeeded(o) and o.kind == "api write" for o in load.since(began)) >= 3,
+                lambda began=began: (
+                    sum(succeeded(o) and o.kind == "api write" for o in load.since(began)) >= 3
+                ),
                 "writes served before the stop",
             )
             cluster.stop(mode)
             down = time.monotonic()
-            wait_for(lambda: len(load.since(down)) >= OUTAGE_ANSWERS, f"answers during the outage ({mode})")
+            wait_for(
+                lambda down=down: len(load.since(down)) >= OUTAGE_ANSWERS,
+                f"answers during the outage ({mode})",
+            )
             restarting = time.monotonic()
             cluster.start()
             up = time.monotonic()
             recovered = wait_for(
-                lambda: {o.kind for o in load.since(up) if succeeded(o)} >= {"api read", "api write", "web"},
+                lambda up=up: (
+                    {o.kind for o in load.since(up) if succeeded(o)} >= {"api read", "api write", "web"}
+                ),
                 f"every kind of request served again after the {mode} stop",
             )
             outage = [o for o in load.since(down) if o.ended <= restarting]
@@ -298,8 +313,8 @@ def test_the_same_server_fails_cleanly_while_postgresql_is_down_and_recovers_wit
         if not succeeded(outcome):
             clean_failure(outcome)
     assert server.worker_pids() == workers
-    assert server.process is not None and server.process.poll() is None
+    assert server.process is not None
+    assert server.process.poll() is None
     writes = sum(succeeded(o) and o.kind == "api write" for o in load.outcomes)
     assert count(url, "SELECT count(*) FROM participant") == writes
     assert chain_verifies(url)
-    print("FIG", figures, writes, len(load.outcomes))  # TEMP

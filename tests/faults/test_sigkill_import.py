@@ -114,7 +114,9 @@ def test_a_server_killed_mid_import_stores_none_of_it_and_a_new_server_takes_it_
 
     def upload() -> None:
         try:
-            outcome["answer"] = call(server.base, "POST", f"{BASE}/imports/engagement", headers=headers, body=content)
+            outcome["answer"] = call(
+                server.base, "POST", f"{BASE}/imports/engagement", headers=headers, body=content
+            )
         except TRANSPORT_ERRORS as error:
             outcome["error"] = error
 

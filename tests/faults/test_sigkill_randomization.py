@@ -77,11 +77,15 @@ def allocation_state(url: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             [(stored_hash, design)] = conn.execute(select(LISTS.c.list_sha256, LISTS.c.design)).all()
-            slots = conn.execute(
-                select(SLOTS, PARTICIPANTS.c.label)
-                .outerjoin(PARTICIPANTS, PARTICIPANTS.c.id == SLOTS.c.participant_id)
-                .order_by(SLOTS.c.stratum, SLOTS.c.position)
-            ).mappings().all()
+            slots = (
+                conn.execute(
+                    select(SLOTS, PARTICIPANTS.c.label)
+                    .outerjoin(PARTICIPANTS, PARTICIPANTS.c.id == SLOTS.c.participant_id)
+                    .order_by(SLOTS.c.stratum, SLOTS.c.position)
+                )
+                .mappings()
+                .all()
+            )
             counters = dict(conn.execute(select(COUNTERS.c.stratum, COUNTERS.c.last_position)).all())
             entries = conn.execute(
                 select(ENTRY_TABLE.c.record_id, func.count())
@@ -140,7 +144,8 @@ def test_a_server_killed_mid_burst_loses_and_doubles_no_slot_and_a_new_server_go
     labels = [(label, site) for site, some in setup["enrolled"].items() for label in some]
     random.Random(9).shuffle(labels)  # the four strata (two sites, two severities) interleaved
     before = allocation_state(url)
-    assert before["used"] == {} and set(before["counters"].values()) == {0}
+    assert before["used"] == {}
+    assert set(before["counters"].values()) == {0}
 
     server = server_factory(url)
     burst = Burst(server.base, labels, setup["headers"])
@@ -166,14 +171,18 @@ def test_a_server_killed_mid_burst_loses_and_doubles_no_slot_and_a_new_server_go
     assert told <= randomized  # everyone told "randomized" is
     # Those randomized but not told were cut off after their commit, before their answer.
     assert randomized - told <= set(burst.cut_off)
-    print("FIG", len(told), len(burst.cut_off), len(randomized), len(randomized - told), used)  # TEMP
     assert chain_verifies(url)
 
     # A new server randomizes the rest, each stratum from its next slot.
     server = server_factory(url)
     rest = [(label, site) for label, site in labels if label not in randomized]
     for label, site in rest:
-        answer = call(server.base, "POST", f"{BASE}/participants/{label}/randomize", headers=setup["headers"][site.lower()])
+        answer = call(
+            server.base,
+            "POST",
+            f"{BASE}/participants/{label}/randomize",
+            headers=setup["headers"][site.lower()],
+        )
         assert answer.status == 200, answer.text
     final = allocation_state(url)
     assert final["stored_hash"] == before["stored_hash"]
