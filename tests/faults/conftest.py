@@ -243,7 +243,7 @@ def live_trial(
                 return create_user_with_grants(session, username, *grants)
 
             people = set_up_example_trial(
-                session, make_site, make_user, STAFF, live_seed=b"\x09" * 32, slots_per_stratum=600
+                session, make_site, make_user, STAFF, live_seed=b"\x09" * 32, slots_per_stratum=120
             )
             labels = []
             for _ in range(randomized):
