@@ -94,13 +94,29 @@ class SQLiteBeginRetries:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and real transactions."""
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and real transactions;
+    PostgreSQL gets connections checked before use and a connect timeout."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {})["timeout"] = 30
+    elif url.startswith("postgresql"):
+        _postgresql_options(kwargs)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+# Seconds to wait for a PostgreSQL connection before the request fails (with a 503).
+PG_CONNECT_TIMEOUT = 10
+
+
+def _postgresql_options(kwargs: dict[str, Any]) -> None:
+    # A pooled connection that the server closed (a restart, an administrator's termination)
+    # is found by a ping when it is checked out and replaced, so the application recovers
+    # without a restart; while the server is down the ping's reconnect fails at once and the
+    # request is answered 503 (trials.core.error_handlers).
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
 
 
 def _configure_sqlite(engine: Engine) -> None:
