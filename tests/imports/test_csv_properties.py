@@ -145,6 +145,7 @@ def all_or_nothing(
 
 def in_savepoint(session: Session, check: Any) -> None:
     savepoint = session.begin_nested()
+    session.connection()  # the savepoint is taken now
     try:
         check()
     finally:

@@ -54,6 +54,7 @@ def test_randomizations_keep_the_list_s_invariants(
     @given(st.lists(PARTICIPANT, min_size=1, max_size=24))
     def randomizations(people: list[tuple[str, int]]) -> None:
         savepoint = session.begin_nested()
+        session.connection()  # the savepoint is taken now
         try:
             check(session, live, coordinators, people)
         finally:
