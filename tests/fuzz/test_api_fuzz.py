@@ -244,3 +244,12 @@ def test_a_number_beyond_any_record_is_not_found(world: World, number: int) -> N
     for response in responses:
         assert response.status_code == 404, response.get_data(as_text=True)
         assert response.mimetype == "application/problem+json"
+
+
+def test_a_nul_byte_in_a_query_is_refused_as_the_document_says(world: World) -> None:
+    path = f"/api/v1/trials/{CODE}/reports/{world.records['LDS']['report_number']}/pdf"
+    with rolled_back(world):
+        response = world.app.test_client().get(f"{path}?x%00=1", headers=world.headers["sponsor"])
+    assert response.status_code == 422, response.get_data(as_text=True)
+    operation = SCHEMA.raw_schema["paths"]["/api/v1/trials/{code}/reports/{number}/pdf"]["get"]
+    assert "422" in operation["responses"]

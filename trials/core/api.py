@@ -204,7 +204,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if meta["response"] is not None:
             ok["content"] = {"application/json": {"schema": _schema(meta["response"], components)}}
         op["responses"][str(meta["status"])] = ok
-        statuses = set(meta["errors"]) | ({422} if meta["body"] is not None else set())
+        # Any request may be refused as invalid: a NUL byte in its path, query or form is refused
+        # before any view (trials.core.security), as is a body its schema refuses.
+        statuses = set(meta["errors"]) | {422}
         if meta["public"]:
             op["security"] = []
             statuses.discard(401)
