@@ -51,19 +51,24 @@ from tests.core.test_access_matrix import (
 from trials import create_app
 from trials.core import migrate
 from trials.core.accounts import services as accounts
-from trials.core.api import openapi_document
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
+
+# The tests of this module share one world per database: one worker builds it (scripts/test
+# runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("fuzz-world")
 
 # Examples per operation and generation mode: about 70 operations, so the whole fuzz stays
 # near a minute per database.
 EXAMPLES = 20
 
-# The document as the application serves it; an app without a database builds it.
-# The token is the test's to send (a drawn role's, or none): schemathesis generates no
-# Authorization header of its own, so that a request it makes invalid still reaches the view.
+# The document as the application serves it (a public route that reads no database). The token
+# is the test's to send (a drawn role's, or none): schemathesis generates no Authorization
+# header of its own, so that a request it makes invalid still reaches the view.
+# Read through the test client, not `from_wsgi`: schemathesis leaves out the operation a
+# document was loaded from, and GET /api/v1/openapi.json is fuzzed like the others.
 SCHEMA = schemathesis.openapi.from_dict(
-    openapi_document(create_app(app_config("sqlite://"))),
+    create_app(app_config("sqlite://")).test_client().get("/api/v1/openapi.json").get_json(),
     config=schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}}),
 )
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
