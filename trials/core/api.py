@@ -13,7 +13,16 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from trials.core.errors import InvalidInput, field_errors
+from trials.core.errors import InvalidInput, NotFound, field_errors
+
+_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
+# The largest number a path may carry (a version's, a report's): the largest integer of the
+# databases' INTEGER columns.
+MAX_NUMBER = 2**31 - 1
+_PARAM_SCHEMAS = {
+    "uuid": {"type": "string", "format": "uuid"},
+    "int": {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER},
+}
 
 API_PREFIX = "/api/v1"
 API_VERSION = "1.0.0"
@@ -81,9 +90,14 @@ def operation(
     types to their schemas.
     """
 
+    numbers = [name for conv, name in _CONVERTER.findall(rule) if conv == "int"]
+
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(**kwargs: Any) -> Any:
+            for name in numbers:
+                if kwargs[name] > MAX_NUMBER:  # no record is numbered so high; the database can't compare it
+                    raise NotFound(f"{name}: no record is numbered {kwargs[name]}")
             if body is not None:
                 kwargs["body"] = parse_body(body)
             result = view(**kwargs)
@@ -112,10 +126,6 @@ def operation(
         return wrapper
 
     return decorator
-
-
-_CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
-_PARAM_SCHEMAS = {"uuid": {"type": "string", "format": "uuid"}, "int": {"type": "integer"}}
 
 
 def _schema(model: Any, components: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +204,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         if meta["response"] is not None:
             ok["content"] = {"application/json": {"schema": _schema(meta["response"], components)}}
         op["responses"][str(meta["status"])] = ok
-        statuses = set(meta["errors"]) | ({422} if meta["body"] is not None else set())
+        # Any request may be refused as invalid: a NUL byte in its path, query or form is refused
+        # before any view (trials.core.security), as is a body its schema refuses.
+        statuses = set(meta["errors"]) | {422}
         if meta["public"]:
             op["security"] = []
             statuses.discard(401)

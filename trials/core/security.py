@@ -22,6 +22,7 @@ def _refuse_nul_bytes() -> None:
         raise InvalidInput.field("path", "control_character", "path: must not contain a NUL byte")
     for source in (request.args, request.form):
         for key, value in source.items(multi=True):
+            key = key or ""  # a multipart part without a name
             if "\x00" in key or "\x00" in value:
                 raise InvalidInput.field(key, "control_character", f"{key}: must not contain a NUL byte")
 
