@@ -3,11 +3,11 @@
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, sign_in
 from trials.core.accounts import services
-from trials.core.accounts.models import TokenCreate
+from trials.core.accounts.models import RoleGrant, TokenCreate
 
 
 @pytest.fixture
@@ -93,3 +93,70 @@ def test_printed_names_carry_no_control_or_format_characters(
     response = client.post("/api/v1/users", json=body, headers=admin_headers)
     assert response.status_code == 422
     assert response.get_json()["errors"][0]["field"] == field
+
+
+def _grant_of(session: Session, user: Any) -> RoleGrant:
+    return session.exec(select(RoleGrant).where(RoleGrant.user_id == user.id)).one()
+
+
+@pytest.mark.parametrize("reason", ["moved\x11to Paris", "moved to \u202eParis"])
+def test_reasons_holding_hidden_characters_are_refused(
+    client: Any,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_trial: Any,
+    make_site: Any,
+    make_user: Any,
+    reason: str,
+) -> None:
+    # Every reason for a change passes through the audit trail's `reason`, which refuses them.
+    make_trial()
+    make_site()
+    user, _principal = make_user("ann", "coordinator:MOOD-CBT:LON")
+    session.commit()
+    grant = _grant_of(session, user)
+    response = client.post(
+        f"/api/v1/grants/{grant.id}/revoke", json={"reason": reason}, headers=admin_headers
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    errors = response.get_json()["errors"]
+    assert [(e["field"], e["rule"]) for e in errors] == [("reason", "pattern")]
+    session.expire_all()
+    assert session.get(RoleGrant, grant.id) is not None
+
+
+def test_a_reason_may_run_over_several_lines(
+    client: Any,
+    session: Session,
+    admin_headers: dict[str, str],
+    make_trial: Any,
+    make_site: Any,
+    make_user: Any,
+) -> None:
+    make_trial()
+    make_site()
+    user, _principal = make_user("ann", "coordinator:MOOD-CBT:LON")
+    session.commit()
+    grant = _grant_of(session, user)
+    response = client.post(
+        f"/api/v1/grants/{grant.id}/revoke",
+        json={"reason": "moved to Paris;\r\n\tleft the study"},
+        headers=admin_headers,
+    )
+    assert response.status_code == 204, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30])
+def test_a_number_beyond_any_record_in_a_web_address_is_not_found(
+    client: Any, session: Session, make_trial: Any, make_user: Any, number: int
+) -> None:
+    # SQLite cannot compare a number beyond 64 bits; no route takes one beyond INTEGER's range.
+    make_trial()
+    make_user("sam", "sponsor:MOOD-CBT")
+    session.commit()
+    sign_in(client, "sam")
+    for path in (f"/trials/MOOD-CBT/reports/{number}", f"/protocols/MOOD-CBT/versions/{number}"):
+        response = client.get(path)
+        assert response.status_code == 404, (path, response.status_code)
+        assert response.mimetype == "text/html"
+    assert client.get("/trials/MOOD-CBT/reports/2147483647").status_code == 404

@@ -13,15 +13,13 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from trials.core.errors import InvalidInput, NotFound, field_errors
+from trials.core.errors import InvalidInput, field_errors
+from trials.core.security import MAX_PATH_NUMBER
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
-# The largest number a path may carry (a version's, a report's): the largest integer of the
-# databases' INTEGER columns.
-MAX_NUMBER = 2**31 - 1
 _PARAM_SCHEMAS = {
     "uuid": {"type": "string", "format": "uuid"},
-    "int": {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER},
+    "int": {"type": "integer", "minimum": 0, "maximum": MAX_PATH_NUMBER},
 }
 
 API_PREFIX = "/api/v1"
@@ -90,14 +88,9 @@ def operation(
     types to their schemas.
     """
 
-    numbers = [name for conv, name in _CONVERTER.findall(rule) if conv == "int"]
-
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(**kwargs: Any) -> Any:
-            for name in numbers:
-                if kwargs[name] > MAX_NUMBER:  # no record is numbered so high; the database can't compare it
-                    raise NotFound(f"{name}: no record is numbered {kwargs[name]}")
             if body is not None:
                 kwargs["body"] = parse_body(body)
             result = view(**kwargs)

@@ -8,7 +8,7 @@ from flask import Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from trials.core.error_handlers import problem_response, wants_json
-from trials.core.errors import InvalidInput
+from trials.core.errors import InvalidInput, NotFound
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -80,7 +80,22 @@ def _too_large(_error: RequestEntityTooLarge) -> Any:
     return page, 413
 
 
+# The largest number a URL may carry (a protocol version's, a report's): the largest value of the
+# databases' INTEGER columns.
+MAX_PATH_NUMBER = 2**31 - 1
+
+
+def _refuse_numbers_beyond_records(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # No record is numbered so high, and SQLite cannot even compare a number beyond 64 bits.
+    # Checked once the route is matched (a bounded `int` converter would make werkzeug answer
+    # 405 for the other methods of the same path), on the web and the API alike.
+    for name, value in (values or {}).items():
+        if isinstance(value, int) and value > MAX_PATH_NUMBER:
+            raise NotFound(f"{name}: no record is numbered {value}")
+
+
 def init_app(app: Flask) -> None:
+    app.url_value_preprocessor(_refuse_numbers_beyond_records)
     app.wsgi_app = _LimitStreamedBodies(app.wsgi_app, app)  # type: ignore[method-assign]
     app.before_request(_refuse_nul_bytes)
     app.register_error_handler(RequestEntityTooLarge, _too_large)

@@ -13,16 +13,26 @@ from pydantic import BeforeValidator, Strict
 from pydantic_core import PydanticCustomError
 
 # Unicode Cc (C0, DEL, C1) and Cf (soft hyphen, bidi marks and overrides, zero-width and other
-# invisible format characters) that could hide or disguise what a person reads.
-_INVISIBLE = (
-    "\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e"
+# invisible format characters) that could hide or disguise what a person reads. Tab, line feed
+# and carriage return (in C0) are kept apart: text typed in a text area may hold them.
+_C0_BUT_LINES = "\x00-\x08\x0b\x0c\x0e-\x1f"
+_OTHER_INVISIBLE = (
+    "\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e"
     "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
+_INVISIBLE = "\x00-\x1f" + _OTHER_INVISIBLE
 
 # Visible text: none of the above, and not blank.
 PLAIN_TEXT = f"^[^{_INVISIBLE}]*[^{_INVISIBLE}\\s][^{_INVISIBLE}]*$"
 # Any text free of the above, possibly empty.
 NO_CONTROL = f"^[^{_INVISIBLE}]*$"
+
+_HIDDEN_IN_LINES = re.compile(f"[{_C0_BUT_LINES}{_OTHER_INVISIBLE}]")
+
+
+def hidden_characters(text: str) -> bool:
+    """Whether text holds a control or invisible format character other than tab and line breaks."""
+    return _HIDDEN_IN_LINES.search(text) is not None
 
 
 def _iso_date(value: Any) -> Any:

@@ -31,6 +31,7 @@ from sqlmodel import Session, SQLModel, col
 from trials.core.audit.models import ENTRY_TABLE, GENESIS_HASH, HEAD_TABLE, AuditChainHead, AuditEntry
 from trials.core.db import utcnow
 from trials.core.errors import InvalidInput
+from trials.core.validation import hidden_characters
 
 CHANNELS = ("web", "api", "cli", "system")
 REDACTED = "[redacted]"
@@ -98,6 +99,10 @@ def reason(session: Session, text: str | None, *, field: str = "reason") -> Iter
     cleaned = (text or "").strip()
     if not cleaned:
         raise InvalidInput.field(field, "required", f"{field}: a reason is required for this change")
+    if hidden_characters(cleaned):
+        raise InvalidInput.field(
+            field, "pattern", f"{field}: must not hold control or invisible formatting characters"
+        )
     previous = session.info.get(_REASON_KEY)
     session.info[_REASON_KEY] = cleaned
     try:
