@@ -191,6 +191,21 @@ def create_user_with_grants(
     return user, services.load_principal(user, session=session)
 
 
+def site_and_user_makers(session: Session) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """`make_site(code, name, country)` and `make_user(username, *grants)` on a session of the
+    caller's own (a committed database outside the per-test fixtures)."""
+
+    def make_site(code: str, name: str, country: str) -> Any:
+        return services.create_site(
+            SiteCreate(code=code, name=name, country=country), session=session, by=services.SYSTEM
+        )
+
+    def make_user(username: str, *grants: str) -> Any:
+        return create_user_with_grants(session, username, *grants)
+
+    return make_site, make_user
+
+
 @pytest.fixture
 def make_user(session: Session) -> Callable[..., Any]:
     """make_user("ann", "coordinator:MOOD-CBT:LON", ...) -> (User, Principal)."""

@@ -21,11 +21,10 @@ from tests.conftest import (
     drop_database,
     run_cli,
     set_up_example_trial,
+    site_and_user_makers,
 )
 from trials.backup import services
 from trials.core import migrate
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
 
@@ -90,13 +89,7 @@ def source(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         set_up_example_trial(session, make_site, make_user, {"sponsor": "sam:sponsor:TRIAL"})
         create_user_with_grants(session, "ada", "admin")

@@ -30,15 +30,13 @@ from tests.conftest import (
     PASSWORD,
     app_config,
     create_database,
-    create_user_with_grants,
     drop_database,
     query_rows,
     set_up_example_trial,
+    site_and_user_makers,
 )
 from trials import create_app
 from trials.core import migrate
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
@@ -95,13 +93,7 @@ class Served:
 def _people(session: Session, staff: dict[str, str], **options: Any) -> dict[str, Principal]:
     """The example trial set up through the services (`tests.conftest.set_up_example_trial`)."""
 
-    def make_site(code: str, name: str, country: str) -> Any:
-        return accounts.create_site(
-            SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-        )
-
-    def make_user(username: str, *grants: str) -> Any:
-        return create_user_with_grants(session, username, *grants)
+    make_site, make_user = site_and_user_makers(session)
 
     return set_up_example_trial(session, make_site, make_user, staff, **options)
 

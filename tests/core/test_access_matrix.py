@@ -34,11 +34,11 @@ from tests.conftest import (
     app_config,
     bearer,
     create_database,
-    create_user_with_grants,
     csrf_token,
     drop_database,
     set_up_example_trial,
     sign_in,
+    site_and_user_makers,
 )
 from tests.core.access_matrix import (
     API_PRINCIPALS,
@@ -56,7 +56,7 @@ from tests.events.conftest import ARM_TEXTS
 from trials import create_app
 from trials.core import migrate
 from trials.core.accounts import services as accounts
-from trials.core.accounts.models import RoleGrant, SiteCreate
+from trials.core.accounts.models import RoleGrant
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
 from trials.core.db import make_engine
@@ -150,13 +150,7 @@ def _build(url: str) -> World:
     with Session(engine, expire_on_commit=False) as session:
         audit.set_actor(session, audit.Actor.system("system"))
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         people = set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x05" * 32)
         for site, by in (("LDS", "coordinator"), ("MAN", "man_coordinator")):

@@ -31,10 +31,10 @@ from tests.conftest import (
     query_rows,
     run_cli,
     set_up_example_trial,
+    site_and_user_makers,
 )
 from trials.assessments.models import Assessment
 from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -241,13 +241,7 @@ def test_the_command_line_locks_and_unlocks(fresh_database_url: str) -> None:
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         set_up_example_trial(session, make_site, make_user, STAFF)
         session.commit()

@@ -9,9 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from tests.assessments.conftest import CODE, CONSENTED, TODAY, h, make_participant
-from tests.conftest import create_user_with_grants, set_up_example_trial
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
+from tests.conftest import set_up_example_trial, site_and_user_makers
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.audit.models import AuditEntry
@@ -91,13 +89,7 @@ def committed_trial(url: str, staff: dict[str, str]) -> dict[str, Principal]:
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         people = set_up_example_trial(session, make_site, make_user, staff, live_seed=b"\x09" * 32)
         data = ScreeningCreate.model_validate(

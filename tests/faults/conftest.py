@@ -26,9 +26,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from tests.conftest import FAST_HASHING, bearer, create_user_with_grants, set_up_example_trial
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
+from tests.conftest import (
+    FAST_HASHING,
+    bearer,
+    set_up_example_trial,
+    site_and_user_makers,
+)
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
 from trials.participants import services as participants
@@ -234,13 +237,7 @@ def live_trial(
         with Session(engine, expire_on_commit=False) as session:
             audit.set_actor(session, audit.Actor.system())
 
-            def make_site(code: str, name: str, country: str) -> Any:
-                return accounts.create_site(
-                    SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-                )
-
-            def make_user(username: str, *grants: str) -> Any:
-                return create_user_with_grants(session, username, *grants)
+            make_site, make_user = site_and_user_makers(session)
 
             people = set_up_example_trial(
                 session, make_site, make_user, STAFF, live_seed=b"\x09" * 32, slots_per_stratum=120

@@ -15,9 +15,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from tests.assessments.conftest import CODE, CONSENTED, TODAY, counts, h, make_participant
-from tests.conftest import create_user_with_grants, set_up_example_trial
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
+from tests.conftest import set_up_example_trial, site_and_user_makers
 from trials.core.accounts.permissions import Principal
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
@@ -115,13 +113,7 @@ def committed_trial(url: str, participants_per_site: int = 2, randomized_days_ag
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         people = set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x05" * 32)
         for _ in range(participants_per_site):

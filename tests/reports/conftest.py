@@ -17,12 +17,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from reports import ReportContext, build_context, render_html, render_pdf
-from tests.conftest import EXAMPLE_TRIAL, create_database, create_user_with_grants, drop_database
+from tests.conftest import (
+    EXAMPLE_TRIAL,
+    create_database,
+    drop_database,
+    site_and_user_makers,
+)
 from tests.conftest import set_up_example_trial as set_up
 from trials.analyses import unblinding
 from trials.core import migrate
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
 from trials.core.errors import Conflict
@@ -166,13 +169,7 @@ def render(context: ReportContext) -> Rendered:
 
 
 def people_of(session: Session) -> dict[str, Any]:
-    def make_site(code: str, name: str, country: str) -> Any:
-        return accounts.create_site(
-            SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-        )
-
-    def make_user(username: str, *grants: str) -> Any:
-        return create_user_with_grants(session, username, *grants)
+    make_site, make_user = site_and_user_makers(session)
 
     return set_up(session, make_site, make_user, STAFF)
 

@@ -12,11 +12,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, col, select
 
-from tests.conftest import create_user_with_grants, query_rows, run_cli, set_up_example_trial
+from tests.conftest import (
+    query_rows,
+    run_cli,
+    set_up_example_trial,
+    site_and_user_makers,
+)
 from trials.assessments import services as assessments
 from trials.assessments.models import AssessmentCreate
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
 from trials.core.audit import services as audit
 from trials.core.db import make_engine, utcnow
 from trials.participants import services as participants
@@ -159,13 +162,7 @@ def committed_trial_with_event(url: str, *, overdue: bool) -> str:
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         people = set_up_example_trial(session, make_site, make_user, STAFF, live_seed=b"\x05" * 32)
         event_id = str(item9_positive(session, people, overdue=overdue).id)

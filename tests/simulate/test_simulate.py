@@ -11,9 +11,12 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from analysis.scoring import RULES, total_score
-from tests.conftest import create_user_with_grants, query_rows, run_cli, set_up_example_trial
-from trials.core.accounts import services as accounts
-from trials.core.accounts.models import SiteCreate
+from tests.conftest import (
+    query_rows,
+    run_cli,
+    set_up_example_trial,
+    site_and_user_makers,
+)
 from trials.core.audit import services as audit
 from trials.core.db import make_engine
 from trials.core.errors import Conflict
@@ -156,13 +159,7 @@ def test_the_command_line_simulates_and_reports(fresh_database_url: str) -> None
     with Session(engine) as session:
         audit.set_actor(session, audit.Actor.system())
 
-        def make_site(code: str, name: str, country: str) -> Any:
-            return accounts.create_site(
-                SiteCreate(code=code, name=name, country=country), session=session, by=accounts.SYSTEM
-            )
-
-        def make_user(username: str, *grants: str) -> Any:
-            return create_user_with_grants(session, username, *grants)
+        make_site, make_user = site_and_user_makers(session)
 
         set_up_example_trial(session, make_site, make_user, STAFF)
         session.commit()
