@@ -2,9 +2,11 @@
 
 import json
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import text, update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from trials.core.accounts import services
@@ -247,3 +249,22 @@ def test_core_statements_around_the_trail_are_refused(session: Session) -> None:
         with pytest.raises(audit.AuditError, match="append-only"):
             connection.execute(statement)
     assert audit.verify_chain(connection).ok
+
+
+def test_a_connection_lost_while_the_trail_writes_raises_its_own_error(engine: Any) -> None:
+    # The error that lost the connection reaches the caller (and becomes a 503), not a
+    # PendingRollbackError from the audit mechanism's clean-up touching the dead connection.
+    from trials.core.audit.services import _writing
+
+    with engine.connect() as connection:
+        connection.begin()
+        lost = OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+        def lose_the_connection_while_writing() -> None:
+            with _writing(connection):
+                connection.invalidate()
+                raise lost
+
+        with pytest.raises(OperationalError) as raised:
+            lose_the_connection_while_writing()
+        assert raised.value is lost

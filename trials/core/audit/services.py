@@ -369,7 +369,11 @@ def _writing(connection: Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        connection.info[_ALLOWED] = previous
+        # A connection lost meanwhile (the server gone) is invalidated: touching its `info` would
+        # raise PendingRollbackError in place of the error that lost it, and the transaction the
+        # flag belongs to is gone with it.
+        if not connection.invalidated:
+            connection.info[_ALLOWED] = previous
 
 
 def _audited_tables() -> frozenset[str]:
