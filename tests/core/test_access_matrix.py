@@ -41,6 +41,7 @@ from tests.conftest import (
     site_and_user_makers,
 )
 from tests.core.access_matrix import (
+    ADVERSE_EVENT,
     API_PRINCIPALS,
     GROUPS,
     MATRIX,
@@ -112,11 +113,11 @@ def _ok(response: Any, status: int = 201) -> Any:
     return response.get_json()
 
 
-def _stored_report(url: str) -> dict[str, str]:
+def stored_report(url: str, *, rendered: bool = False) -> dict[str, str]:
     """A report job and a stored report (the blinded one, by the sponsor). The context is built
-    as a job builds it; the PDF stored with it is a placeholder: rendering would take most of
-    this test's time, and no route reads a stored PDF's pages."""
-    from reports import build_context
+    as a job builds it; the PDF stored with it is rendered when `rendered`, else a placeholder:
+    rendering takes most of the access matrix's time, and none of its routes reads a PDF's pages."""
+    from reports import build_context, render_pdf
     from reports import services as reports
     from reports.models import Variant
 
@@ -128,9 +129,8 @@ def _stored_report(url: str) -> dict[str, str]:
             CODE, Variant.BLINDED, session=session, by=sponsor, channel="cli", runner="inline"
         )
         context = build_context(CODE, session=session, by=sponsor, variant="blinded")
-        report = reports.store_report(
-            CODE, Variant.BLINDED, context, b"%PDF-1.7\n% placeholder\n", session=session, by=sponsor
-        )
+        pdf = render_pdf(context) if rendered else b"%PDF-1.7\n% placeholder\n"
+        report = reports.store_report(CODE, Variant.BLINDED, context, pdf, session=session, by=sponsor)
         session.commit()
         values = {"report_number": str(report.number), "job_id": str(job.id)}
     engine.dispose()
@@ -211,15 +211,9 @@ def _build(url: str) -> World:
             client.post(
                 f"{base}/adverse-events",
                 json={
+                    **ADVERSE_EVENT,
                     "term": "Headache after evening sessions",
                     "onset_date": (TODAY - timedelta(days=10)).isoformat(),
-                    "end_date": None,
-                    "serious": False,
-                    "serious_criteria": [],
-                    "severity": "mild",
-                    "relatedness": "possible",
-                    "action": "none",
-                    "outcome": "recovering_resolving",
                 },
                 headers=headers[by],
             )
@@ -252,7 +246,7 @@ def _build(url: str) -> World:
     records["LDS"]["token_id"] = str(token_ids["coordinator"])
     records["LDS"]["grant_id"] = str(grant_ids["coordinator"])
 
-    records["LDS"].update(_stored_report(url))
+    records["LDS"].update(stored_report(url))
     # The CSRF token is kept in the session: one page read after signing in gives a token that
     # every later form of that session accepts.
     web = {}

@@ -19,6 +19,8 @@ import yaml
 from sqlmodel import Session
 
 from tests.conftest import EXAMPLE_TRIAL, app_config, bearer, create_user_with_grants
+from tests.core.access_matrix import ADVERSE_EVENT
+from tests.core.test_access_matrix import stored_report
 from trials import create_app
 from trials.core.accounts import services as accounts
 from trials.core.accounts.models import SiteCreate, TokenCreate
@@ -87,28 +89,6 @@ def _hostile_protocol() -> tuple[str, list[str]]:
 def _ok(response: Any, status: int = 201) -> Any:
     assert response.status_code == status, response.get_data(as_text=True)
     return response.get_json()
-
-
-def _stored_report(url: str) -> str:
-    """The blinded evidence report, rendered and stored as a report job stores it (by the
-    sponsor); returns the job's id."""
-    from reports import build_context, render_pdf
-    from reports import services as reports
-    from reports.models import Variant
-
-    engine = make_engine(url)
-    with Session(engine, expire_on_commit=False) as session:
-        sponsor = accounts.load_principal(accounts.get_user("sam", session=session), session=session)
-        audit.set_actor(session, accounts.actor_for(sponsor, "cli"))
-        job = reports.request_report(
-            CODE, Variant.BLINDED, session=session, by=sponsor, channel="cli", runner="inline"
-        )
-        context = build_context(CODE, session=session, by=sponsor, variant="blinded")
-        reports.store_report(CODE, Variant.BLINDED, context, render_pdf(context), session=session, by=sponsor)
-        session.commit()
-        job_id = str(job.id)
-    engine.dispose()
-    return job_id
 
 
 def build(url: str) -> World:
@@ -226,17 +206,7 @@ def build(url: str) -> World:
     ae = _ok(
         client.post(
             f"{base}/adverse-events",
-            json={
-                "term": term,
-                "onset_date": (TODAY - timedelta(days=10)).isoformat(),
-                "end_date": None,
-                "serious": False,
-                "serious_criteria": [],
-                "severity": "mild",
-                "relatedness": "possible",
-                "action": "none",
-                "outcome": "recovering_resolving",
-            },
+            json={**ADVERSE_EVENT, "term": term, "onset_date": (TODAY - timedelta(days=10)).isoformat()},
             headers=lds,
         )
     )
@@ -299,7 +269,7 @@ def build(url: str) -> World:
     stored["audit_entry.reason"] = [correction_reason, change_reason, lock_reason]
     stored["audit_entry.new_value"] = [audit.encode_value(changed_term), audit.encode_value(referral)]
     records = {
-        "job_id": _stored_report(url),
+        "job_id": stored_report(url, rendered=True)["job_id"],
         "label": label,
         "assessment_id": assessment["id"],
         "safety_event_id": safety_event,
